@@ -1,0 +1,205 @@
+"""The planner: one statement's text in, a :class:`Plan` out.
+
+The pipeline, in order:
+
+1. parse the statement in the vsql dialect (text sqlglot cannot parse goes to DuckDB unchanged);
+2. statements vsql runs itself (index DDL, vsql settings, CREATE EXTENSION) become commands;
+3. vector literals are validated (pgvector's messages for bad vector text);
+4. every ``ORDER BY distance LIMIT k`` that an index serves is rewritten (:mod:`planner.knn`);
+5. a statement still free of vsql syntax is sent as its original text, anything else as DuckDB
+   SQL generated from the tree.
+
+Plans are cached by statement text, index catalog version and settings version.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlglot import exp
+
+from planner import knn
+from planner.dialect import (
+    CreateExtension,
+    CreateVectorIndex,
+    SqlSyntaxError,
+    VsqlReset,
+    VsqlSet,
+    VsqlShow,
+    parse,
+    to_duckdb,
+    uses_vsql_syntax,
+)
+from planner.vectors import validate_vector_literals
+
+if TYPE_CHECKING:
+    from vsql.connection import Connection
+    from vsql.index_manager import ManagedIndex
+
+log = logging.getLogger("vsql")
+
+EXPLAIN_PREFIX = re.compile(r"^\s*EXPLAIN\s+(ANALYZE\s+|ANALYSE\s+)?", re.IGNORECASE)
+READ_ONLY_KEYWORDS = {"select", "with", "from", "show", "describe", "summarize", "pragma", "values",
+                      "table", "call", "explain", "set", "reset", "load", "install"}
+CACHE_SIZE = 512
+
+
+@dataclass
+class Plan:
+    """How to run one statement."""
+
+    sql: str | None = None  # DuckDB SQL to send, when ``command`` is None
+    command: Callable[[Connection, Any], Any] | None = None
+    indexes: list[ManagedIndex] = field(default_factory=list)  # synced before running
+    written_tables: set[str] | None = field(default_factory=set)  # None: unknown, mark all
+    transaction: str | None = None  # "begin", "commit" or "rollback"
+    notes: list[str] = field(default_factory=list)  # vsql's plan, shown by EXPLAIN
+    matches: list[knn.KnnMatch] = field(default_factory=list)
+
+
+def _table_key(table: exp.Table) -> str:
+    return table.name.lower()
+
+
+def written_tables(tree: exp.Expression) -> set[str] | None:
+    """Return the lower-case names of tables a statement may write, or None when unknown."""
+    if isinstance(tree, (exp.Insert, exp.Update, exp.Delete, exp.Merge, exp.Copy, exp.Alter)):
+        target = tree.this
+        if isinstance(target, exp.Schema):
+            target = target.this
+        if isinstance(tree, exp.Copy) and not tree.args.get("kind"):
+            return set()  # COPY ... TO writes a file, not a table
+        return {_table_key(target)} if isinstance(target, exp.Table) else None
+    if isinstance(tree, exp.TruncateTable):
+        return {_table_key(t) for t in tree.expressions if isinstance(t, exp.Table)}
+    if isinstance(tree, (exp.Drop, exp.Create)):
+        target = tree.this
+        if isinstance(target, exp.Schema):
+            target = target.this
+        if isinstance(tree, exp.Drop) and tree.args.get("tables"):
+            return {_table_key(t) for t in tree.args["tables"] if isinstance(t, exp.Table)}
+        return {_table_key(target)} if isinstance(target, exp.Table) else set()
+    if isinstance(tree, exp.Command):
+        return None
+    return set()
+
+
+def _numbered_placeholders(tree: exp.Expression) -> None:
+    """Turn ``?`` placeholders into ``$1, $2, ...`` so a rewrite may use a parameter twice."""
+    # A depth-first walk visits a statement's arguments in the order they are written.
+    placeholders = [p for p in tree.find_all(exp.Placeholder, bfs=False) if p.this is None]
+    for number, placeholder in enumerate(placeholders, start=1):
+        placeholder.set("this", str(number))
+
+
+class Planner:
+    """Plans statements for one connection."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self._cache: dict[tuple, Plan] = {}
+
+    def plan(self, text: str) -> Plan:
+        key = (text, self.connection.indexes.version, self.connection.settings.version)
+        plan = self._cache.get(key)
+        if plan is None:
+            plan = self._plan(text)
+            if len(self._cache) >= CACHE_SIZE:
+                self._cache.clear()
+            self._cache[key] = plan
+        return plan
+
+    def _plan(self, text: str) -> Plan:
+        from vsql import commands
+
+        explain = EXPLAIN_PREFIX.match(text)
+        if explain:
+            inner = self._plan(text[explain.end():])
+            return commands.explain_plan(inner, analyze=bool(explain.group(1)))
+        try:
+            trees = parse(text)
+        except SqlSyntaxError as error:
+            if any(op in text for op in ("<->", "<#>", "<=>", "<+>", "<~>", "<%>")):
+                raise
+            log.debug("sqlglot could not parse the statement, sending it unchanged: %s", error)
+            return Plan(sql=text, written_tables=self._guess_writes(text))
+        if not trees or trees[0] is None:
+            return Plan(sql=text)
+        tree = trees[0]
+        plan = self._plan_command(tree, text)
+        if plan is not None:
+            return plan
+        plan = Plan(written_tables=written_tables(tree))
+        if isinstance(tree, exp.Transaction):
+            plan.transaction = "begin"
+        elif isinstance(tree, exp.Commit):
+            plan.transaction = "commit"
+        elif isinstance(tree, exp.Rollback):
+            plan.transaction = "rollback"
+        if isinstance(tree, exp.Command):
+            plan.sql = text
+            return plan
+        validate_vector_literals(tree)
+        changed = self._rewrite_knn(tree, plan)
+        plan.sql = to_duckdb(tree) if changed or uses_vsql_syntax(tree) else text
+        if plan.sql != text:
+            log.debug("rewrote statement: %s", plan.sql)
+        if isinstance(tree, exp.Drop) and (tree.args.get("kind") or "").upper() == "TABLE":
+            plan.command = commands.drop_table(plan.sql, written_tables(tree) or set())
+        elif isinstance(tree, exp.Alter):
+            plan.command = commands.alter_table(plan.sql, tree)
+        if any(t.name.lower() == "vsql_indexes" for t in tree.find_all(exp.Table)):
+            plan.command = commands.with_index_listing(plan.sql)
+        return plan
+
+    def _guess_writes(self, text: str) -> set[str] | None:
+        words = text.split(None, 1)
+        return set() if words and words[0].lower() in READ_ONLY_KEYWORDS else None
+
+    def _plan_command(self, tree: exp.Expression, text: str) -> Plan | None:
+        from vsql import commands
+
+        if isinstance(tree, CreateVectorIndex):
+            return Plan(command=commands.create_index(tree))
+        if isinstance(tree, exp.Drop) and (tree.args.get("kind") or "").upper() == "INDEX":
+            names = [t.name for t in tree.args.get("tables") or []]
+            if names and self.connection.indexes.get(names[0]) is not None:
+                return Plan(command=commands.drop_index(names[0]))
+            return None
+        if isinstance(tree, VsqlSet):
+            return Plan(command=commands.set_setting(tree))
+        if isinstance(tree, VsqlReset):
+            return Plan(command=commands.reset_setting(tree))
+        if isinstance(tree, VsqlShow):
+            return Plan(command=commands.show_setting(tree))
+        if isinstance(tree, CreateExtension):
+            return Plan(command=commands.create_extension)
+        return None
+
+    def _rewrite_knn(self, tree: exp.Expression, plan: Plan) -> bool:
+        manager = self.connection.indexes
+        enabled = bool(self.connection.settings.get("vsql.enable_index_scan"))
+        matches = []
+        for select in list(tree.find_all(exp.Select)):
+            found = knn.match_knn(select, manager, enabled)
+            if found is None:
+                continue
+            if isinstance(found, str):
+                plan.notes.append(f"Exact scan: {found}")
+                log.info("kNN query runs as an exact scan: %s", found)
+                continue
+            matches.append(found)
+        if not matches:
+            return False
+        _numbered_placeholders(tree)
+        for match in matches:
+            knn.rewrite_knn(match)
+            plan.notes.append(knn.describe(match, self.connection.settings))
+            if match.index not in plan.indexes:
+                plan.indexes.append(match.index)
+        plan.matches = matches
+        return True

@@ -1,0 +1,95 @@
+"""Distance metrics shared by every index kernel.
+
+Indexes work on float32 rows. Each metric has an order-preserving proxy that the kernels compare
+while searching, and a conversion from the proxy to the distance that SQL returns:
+
+==========  =======================  ==========================  =========================
+metric      SQL distance             proxy used by kernels       proxy -> distance
+==========  =======================  ==========================  =========================
+``l2``      sqrt(sum((a - b)^2))     squared L2 (no sqrt)        sqrt(proxy)
+``ip``      -sum(a * b)              -sum(a * b)                 unchanged
+``cosine``  1 - a.b / (|a| |b|)      1 - a.b on unit rows        unchanged (clamped [0, 2])
+``l1``      sum(|a - b|)             sum(|a - b|)                unchanged
+==========  =======================  ==========================  =========================
+
+Cosine indexes store L2-normalized rows and normalize each query, so the kernels only take
+dot products; zero vectors have no direction and are never indexed under cosine.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+# Metric codes passed into numba kernels, which cannot take strings cheaply.
+L2 = 0
+IP = 1
+COSINE = 2
+L1 = 3
+
+METRIC_CODES = {"l2": L2, "ip": IP, "cosine": COSINE, "l1": L1}
+
+
+@nb.njit(inline="always", fastmath=True, cache=True)
+def proxy_distance(metric: int, a: np.ndarray, b: np.ndarray) -> np.float32:
+    """Return the search proxy of ``metric`` between float32 rows ``a`` and ``b``."""
+    acc = np.float32(0.0)
+    if metric == L2:
+        for i in range(a.shape[0]):
+            diff = a[i] - b[i]
+            acc += diff * diff
+        return acc
+    if metric == L1:
+        for i in range(a.shape[0]):
+            acc += abs(a[i] - b[i])
+        return acc
+    for i in range(a.shape[0]):
+        acc += a[i] * b[i]
+    if metric == IP:
+        return -acc
+    return np.float32(1.0) - acc
+
+
+@nb.njit(cache=True)
+def proxy_to_distance(metric: int, proxy: np.ndarray) -> np.ndarray:
+    """Convert an array of proxies to the distances SQL reports, as float64."""
+    out = np.empty(proxy.shape[0], dtype=np.float64)
+    for i in range(proxy.shape[0]):
+        value = np.float64(proxy[i])
+        if metric == L2:
+            out[i] = np.sqrt(max(value, 0.0))
+        elif metric == COSINE:
+            out[i] = min(max(value, 0.0), 2.0)
+        else:
+            out[i] = value
+    return out
+
+
+@nb.njit(cache=True)
+def brute_force(metric: int, xb: np.ndarray, rows: np.ndarray, q: np.ndarray, k: int):
+    """Exact k nearest of ``q`` among ``xb[rows]``: positions into ``rows`` and proxies, best first."""
+    n = rows.shape[0]
+    proxies = np.empty(n, dtype=np.float32)
+    for i in range(n):
+        proxies[i] = proxy_distance(metric, xb[rows[i]], q)
+    k = min(k, n)
+    order = np.argsort(proxies, kind="mergesort")[:k]
+    return order, proxies[order]
+
+
+def prepare_rows(metric: str, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``x`` as contiguous float32 (unit rows for cosine) and a mask of rows an index may hold.
+
+    A row is indexable when it has no NaN or infinite element and, under cosine, a non-zero norm.
+    """
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    if x.ndim == 1:
+        x = x.reshape(1, -1)
+    finite = np.isfinite(x).all(axis=1)
+    if metric != "cosine":
+        return x, finite
+    norms = np.linalg.norm(x, axis=1)
+    indexable = finite & (norms > 0)
+    out = np.zeros_like(x)
+    np.divide(x, norms[:, None], out=out, where=indexable[:, None])
+    return out, indexable

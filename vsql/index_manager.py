@@ -1,0 +1,647 @@
+"""Vector indexes of one connection: creation, loading, synchronisation with their tables, search.
+
+An index maps internal ids (rows of the numba kernel) to DuckDB ``rowid``s and keeps a hash of
+each row's vector. Before an index answers a query, :meth:`ManagedIndex.sync` compares those
+pairs with the table and applies every difference, so an index is never stale, whichever client
+wrote the table:
+
+- a row whose rowid and hash are unchanged keeps its node;
+- a row whose rowid changed but whose vector did not (DuckDB renumbers rows when it compacts a
+  table) keeps its node under the new rowid;
+- a deleted row, or the old version of an updated one, becomes a tombstone;
+- a new row, or the new version of an updated one, is added to the graph or lists.
+
+Rows whose vector is NULL, and zero vectors under cosine, are not indexed ("excluded" rows), but
+searches still return them wherever exact search would, so no row is lost to the index.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import TYPE_CHECKING
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from udfs import metrics
+from vsql import catalog, persistence
+from vsql.catalog import IndexDefinition
+from vsql.errors import OperationalError, ProgrammingError
+from vsql.progress import Progress
+
+if TYPE_CHECKING:
+    from vsql.connection import Connection
+
+log = logging.getLogger("vsql")
+
+UDF_NAME = "vsql_index_search"
+RESULT_TYPE = pa.list_(pa.struct([("vsql_rowid", pa.int64()), ("vsql_distance", pa.float64())]))
+
+# A full rebuild replaces incremental updates once this share of the indexed rows changed,
+# because an HNSW graph with a majority of tombstones searches slowly.
+REBUILD_FRACTION = 0.5
+# Below this many matching rows a filtered search scans them exactly: a scan of a few thousand
+# rows costs less than a graph walk that must skip most nodes.
+EXACT_FILTER_ROWS = 2000
+# Write the index back to the file once this share of its rows changed since the last write.
+PERSIST_FRACTION = 0.1
+
+
+def _kernel_class(method: str):
+    if method == "hnsw":
+        from udfs.hnsw import HnswIndex
+
+        return HnswIndex
+    if method == "ivfflat":
+        from udfs.ivf import IvfFlatIndex
+
+        return IvfFlatIndex
+    if method == "ivfpq":
+        from udfs.pq import IvfPqIndex
+
+        return IvfPqIndex
+    raise ProgrammingError(f'access method "{method}" does not exist; valid methods are hnsw, ivfflat, ivfpq')
+
+
+def _kernel_options(definition: IndexDefinition) -> dict:
+    return {key: value for key, value in definition.options.items() if key != "metric"}
+
+
+def _available_memory() -> int | None:
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+class ManagedIndex:
+    """One vector index: its definition, numba kernel and rowid bookkeeping."""
+
+    def __init__(self, connection: Connection, definition: IndexDefinition) -> None:
+        self.connection = connection
+        self.definition = definition
+        self.kernel = None
+        self.node_rowids = np.empty(0, dtype=np.int64)  # -1 for tombstones
+        self.node_hashes = np.empty(0, dtype=np.uint64)
+        self.excluded_rowids = np.empty(0, dtype=np.int64)
+        self.excluded_hashes = np.empty(0, dtype=np.uint64)
+        self.excluded_is_null = np.empty(0, dtype=bool)
+        self.dirty = True
+        self.changes_since_persist = 0
+        self._lookup: tuple[np.ndarray, np.ndarray] | None = None
+
+    # -- facts ------------------------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self.definition.name
+
+    @property
+    def n_live(self) -> int:
+        return int((self.node_rowids >= 0).sum())
+
+    def memory_bytes(self) -> int:
+        kernel_bytes = self.kernel.memory_bytes() if self.kernel is not None else 0
+        return kernel_bytes + self.node_rowids.nbytes + self.node_hashes.nbytes
+
+    def search_setting(self) -> tuple[str, int]:
+        """Return the name and value of the setting that widens this index's search."""
+        setting = {"hnsw": "hnsw.ef_search", "ivfflat": "ivfflat.probes", "ivfpq": "ivfpq.probes"}
+        name = setting[self.definition.method]
+        return name, int(self.connection.settings.get(name))
+
+    # -- table access -----------------------------------------------------------------------
+
+    def _scan_hashes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        d = self.definition
+        table = self.connection.query_arrow(
+            f"SELECT rowid, hash({d.quoted_column}), {d.quoted_column} IS NULL "
+            f"FROM {d.qualified_table}"
+        )
+        rowids = table.column(0).to_numpy().astype(np.int64, copy=False)
+        hashes = table.column(1).to_numpy().astype(np.uint64, copy=False)
+        is_null = table.column(2).to_numpy(zero_copy_only=False).astype(bool)
+        order = np.argsort(rowids, kind="stable")
+        return rowids[order], hashes[order], is_null[order]
+
+    def _fetch_vectors(self, rowids: np.ndarray, total_rows: int) -> np.ndarray:
+        """Return the vectors of ``rowids`` (sorted) as float32 rows in the same order."""
+        d = self.definition
+        if len(rowids) > total_rows // 4:
+            sql = f"SELECT rowid, {d.quoted_column} FROM {d.qualified_table} WHERE {d.quoted_column} IS NOT NULL"
+            table = self.connection.query_arrow(sql)
+        else:
+            sql = (
+                f"SELECT rowid, {d.quoted_column} FROM {d.qualified_table} "
+                f"WHERE rowid IN (SELECT unnest($1::BIGINT[]))"
+            )
+            table = self.connection.query_arrow(sql, [rowids])
+        got_rowids = table.column(0).to_numpy().astype(np.int64, copy=False)
+        column = table.column(1).combine_chunks()
+        values = column.values.to_numpy(zero_copy_only=False)
+        vectors = values.reshape(len(column), d.dims).astype(np.float32, copy=False)
+        position = np.searchsorted(got_rowids[np.argsort(got_rowids)], rowids)
+        order = np.argsort(got_rowids)
+        return np.ascontiguousarray(vectors[order[position]])
+
+    # -- synchronisation --------------------------------------------------------------------
+
+    def sync(self) -> None:
+        """Bring the index up to date with its table (see the module docstring)."""
+        if not self.dirty:
+            return
+        started = time.perf_counter()
+        rowids, hashes, is_null = self._scan_hashes()
+        claimed = np.zeros(len(rowids), dtype=bool)
+
+        live = np.flatnonzero(self.node_rowids >= 0)
+        kept, gone = self._match(live, self.node_rowids, self.node_hashes, rowids, hashes, claimed)
+        kept_excluded, _ = self._match(
+            np.arange(len(self.excluded_rowids)), self.excluded_rowids, self.excluded_hashes,
+            rowids, hashes, claimed,
+        )
+        relabeled = self._relabel(gone, rowids, hashes, claimed, is_null)
+        gone = np.setdiff1d(gone, relabeled, assume_unique=True)
+
+        new_rows = np.flatnonzero(~claimed & ~is_null)
+        rebuild = self.kernel is None or (
+            len(gone) + len(new_rows) > REBUILD_FRACTION * max(len(live), 1) and len(live) > 0
+        )
+        if rebuild:
+            self._build(rowids, hashes, is_null)
+        else:
+            if len(gone):
+                self.kernel.remove(gone)
+                self.node_rowids[gone] = -1
+            previous_excluded = (self.excluded_rowids[kept_excluded], self.excluded_hashes[kept_excluded],
+                                 self.excluded_is_null[kept_excluded])
+            self._reset_excluded(*previous_excluded)
+            self._add_rows(rowids[new_rows], hashes[new_rows], len(rowids))
+            self._add_excluded(rowids[is_null], hashes[is_null], np.ones(int(is_null.sum()), dtype=bool))
+        self.changes_since_persist += len(gone) + len(new_rows)
+        self._lookup = None
+        self.dirty = False
+        if len(gone) or len(new_rows) or len(relabeled):
+            log.info(
+                "index %s synced with %s: %d added, %d removed, %d renumbered in %.3f s",
+                self.name, self.definition.table_name, len(new_rows), len(gone), len(relabeled),
+                time.perf_counter() - started,
+            )
+        registered = self.connection.indexes.get(self.name) is self
+        if registered and self.changes_since_persist > PERSIST_FRACTION * max(self.n_live, 1):
+            self.persist()
+
+    @staticmethod
+    def _match(nodes, node_rowids, node_hashes, rowids, hashes, claimed):
+        """Split ``nodes`` into those whose (rowid, hash) is still in the table and the rest."""
+        if len(nodes) == 0:
+            return nodes, nodes
+        position = np.searchsorted(rowids, node_rowids[nodes])
+        position = np.minimum(position, max(len(rowids) - 1, 0))
+        if len(rowids) == 0:
+            return nodes[:0], nodes
+        same = (rowids[position] == node_rowids[nodes]) & (hashes[position] == node_hashes[nodes])
+        claimed[position[same]] = True
+        return nodes[same], nodes[~same]
+
+    def _relabel(self, gone, rowids, hashes, claimed, is_null) -> np.ndarray:
+        """Give vanished nodes the new rowid of an unclaimed row with the same vector hash."""
+        if len(gone) == 0:
+            return gone
+        unclaimed = np.flatnonzero(~claimed & ~is_null)
+        if len(unclaimed) == 0:
+            return gone[:0]
+        by_hash: dict[int, list[int]] = {}
+        for position in unclaimed.tolist():
+            by_hash.setdefault(int(hashes[position]), []).append(position)
+        relabeled = []
+        for node in gone.tolist():
+            positions = by_hash.get(int(self.node_hashes[node]))
+            if positions:
+                position = positions.pop()
+                self.node_rowids[node] = rowids[position]
+                claimed[position] = True
+                relabeled.append(node)
+        return np.asarray(relabeled, dtype=np.int64)
+
+    def _reset_excluded(self, rowids, hashes, is_null) -> None:
+        self.excluded_rowids, self.excluded_hashes, self.excluded_is_null = rowids, hashes, is_null
+
+    def _add_excluded(self, rowids, hashes, is_null) -> None:
+        self.excluded_rowids = np.concatenate([self.excluded_rowids, rowids])
+        self.excluded_hashes = np.concatenate([self.excluded_hashes, hashes])
+        self.excluded_is_null = np.concatenate([self.excluded_is_null, is_null])
+
+    def _new_kernel(self):
+        d = self.definition
+        return _kernel_class(d.method)(d.dims, d.metric, **_kernel_options(d))
+
+    def _check_memory(self, n: int) -> None:
+        kernel_class = _kernel_class(self.definition.method)
+        estimate = getattr(kernel_class, "estimate_memory", None)
+        available = _available_memory()
+        if estimate is None or available is None:
+            return
+        needed = estimate(n, self.definition.dims, **{
+            k: v for k, v in _kernel_options(self.definition).items() if k in ("m",)
+        }) + n * self.definition.dims * 4
+        if needed > available:
+            raise OperationalError(
+                f'index "{self.name}" needs about {needed / 2**30:.1f} GiB of memory for {n:,} rows, '
+                f"but only {available / 2**30:.1f} GiB is free; free memory or use ivfpq, "
+                "which stores compressed vectors"
+            )
+
+    def _build(self, rowids, hashes, is_null) -> None:
+        """Build the kernel from every row of the table."""
+        indexable = np.flatnonzero(~is_null)
+        self._check_memory(len(indexable))
+        self.kernel = self._new_kernel()
+        self.node_rowids = np.empty(0, dtype=np.int64)
+        self.node_hashes = np.empty(0, dtype=np.uint64)
+        self._reset_excluded(rowids[is_null], hashes[is_null], np.ones(int(is_null.sum()), dtype=bool))
+        self._add_rows(rowids[indexable], hashes[indexable], len(rowids), progress=True)
+
+    def _add_rows(self, rowids, hashes, total_rows: int, progress: bool = False) -> None:
+        if len(rowids) == 0:
+            return
+        vectors = self._fetch_vectors(rowids, total_rows)
+        prepared, indexable = metrics.prepare_rows(self.definition.metric, vectors)
+        if not indexable.all():
+            skipped = ~indexable
+            self._add_excluded(rowids[skipped], hashes[skipped], np.zeros(int(skipped.sum()), dtype=bool))
+        prepared = np.ascontiguousarray(prepared[indexable])
+        rowids, hashes = rowids[indexable], hashes[indexable]
+        if len(prepared) == 0:
+            return
+        kernel = self.kernel
+        if hasattr(kernel, "is_trained") and not kernel.is_trained:
+            warnings = kernel.train(prepared)
+            for text in warnings or []:
+                log.warning("index %s: %s", self.name, text)
+        label = f'Building index "{self.name}"'
+        reporter = Progress(label) if progress else None
+        kwargs = {"progress": reporter} if reporter is not None and self.definition.method == "hnsw" else {}
+        ids = kernel.add(prepared, **kwargs)
+        if reporter is not None:
+            reporter.finish(len(prepared))
+        expected = np.arange(len(self.node_rowids), len(self.node_rowids) + len(ids))
+        if not np.array_equal(ids, expected):
+            raise OperationalError(f"index {self.name}: kernel returned unexpected ids")
+        self.node_rowids = np.concatenate([self.node_rowids, rowids])
+        self.node_hashes = np.concatenate([self.node_hashes, hashes])
+
+    # -- persistence ------------------------------------------------------------------------
+
+    def persist(self) -> None:
+        """Write the index to the database file (skipped for read-only databases)."""
+        if self.connection.read_only or self.kernel is None:
+            return
+        arrays = self.arrays()
+        self.connection.in_own_transaction(lambda: persistence.write_arrays(self.connection, self.name, arrays))
+        self.changes_since_persist = 0
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Return everything :meth:`load` needs besides the table's own vectors."""
+        arrays = {f"kernel.{key}": value for key, value in self.kernel.to_arrays().items()}
+        arrays["node_rowids"] = self.node_rowids
+        arrays["node_hashes"] = self.node_hashes
+        # Tombstoned rows are gone from the table, but the graph still walks through them.
+        dead = np.flatnonzero(self.node_rowids < 0)
+        arrays["dead_ids"] = dead
+        arrays["dead_vectors"] = (self._kernel_rows()[dead] if len(dead)
+                                  else np.empty((0, self.definition.dims), np.float32))
+        return arrays
+
+    def _kernel_rows(self) -> np.ndarray:
+        return self.kernel.xb
+
+    def load(self) -> bool:
+        """Load the stored arrays and the vectors from the table; return False when none are stored."""
+        arrays = persistence.read_arrays(self.connection, self.name)
+        if "node_rowids" not in arrays:
+            return False
+        node_rowids, node_hashes = arrays["node_rowids"], arrays["node_hashes"]
+        rowids, hashes, is_null = self._scan_hashes()
+        xb = np.zeros((len(node_rowids), self.definition.dims), dtype=np.float32)
+        live = np.flatnonzero(node_rowids >= 0)
+        if len(live):
+            position = np.minimum(np.searchsorted(rowids, node_rowids[live]), max(len(rowids) - 1, 0))
+            present = (len(rowids) > 0) & (rowids[position] == node_rowids[live]) if len(rowids) else np.zeros(len(live), bool)
+            found = live[present]
+            if len(found):
+                vectors = self._fetch_vectors(node_rowids[found], len(rowids))
+                xb[found] = metrics.prepare_rows(self.definition.metric, vectors)[0]
+            # Rows that vanished while the index was closed: the hash check in sync() retires them.
+        dead = arrays["dead_ids"]
+        if len(dead):
+            xb[dead] = arrays["dead_vectors"]
+        kernel_arrays = {key[len("kernel."):]: value for key, value in arrays.items() if key.startswith("kernel.")}
+        self.kernel = _kernel_class(self.definition.method).from_arrays(kernel_arrays, xb)
+        self.node_rowids, self.node_hashes = node_rowids, node_hashes
+        self.dirty = True
+        return True
+
+    # -- search -----------------------------------------------------------------------------
+
+    def _rowid_lookup(self) -> tuple[np.ndarray, np.ndarray]:
+        """Return live rowids sorted and the node of each, for mapping filters to nodes."""
+        if self._lookup is None:
+            live = np.flatnonzero(self.node_rowids >= 0)
+            order = np.argsort(self.node_rowids[live], kind="stable")
+            self._lookup = (self.node_rowids[live][order], live[order])
+        return self._lookup
+
+    def allowed_nodes(self, allowed_rowids: np.ndarray) -> np.ndarray:
+        sorted_rowids, nodes = self._rowid_lookup()
+        if len(sorted_rowids) == 0:
+            return np.empty(0, dtype=np.int64)
+        position = np.minimum(np.searchsorted(sorted_rowids, allowed_rowids), len(sorted_rowids) - 1)
+        hit = sorted_rowids[position] == allowed_rowids
+        return nodes[position[hit]]
+
+    def choose_strategy(self, n_matching: int | None) -> str:
+        """Name the search strategy for a filter matching ``n_matching`` indexed rows."""
+        if n_matching is None:
+            return "index"
+        if n_matching <= EXACT_FILTER_ROWS:
+            return "exact"
+        return "filtered"
+
+    def search(self, q: np.ndarray | None, k: int, allowed_rowids: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+        """Return rowids and exact distances of the ``k`` rows nearest ``q``, best first.
+
+        Every excluded row (NULL vector, or zero vector under cosine) that passes the filter is
+        appended with distance NULL or NaN, so DuckDB's exact ORDER BY places it where exact
+        search would: NaN sorts after every number and NULL after NaN.
+        """
+        metric = metrics.METRIC_CODES[self.definition.metric]
+        nodes: np.ndarray
+        distances: np.ndarray
+        if q is None or self.kernel is None or len(self.node_rowids) == 0:
+            nodes, distances = np.empty(0, np.int64), np.empty(0, np.float64)
+        else:
+            prepared, indexable = metrics.prepare_rows(self.definition.metric, q.astype(np.float32))
+            query = prepared[0]
+            if not indexable[0]:
+                nodes, distances = np.empty(0, np.int64), np.empty(0, np.float64)
+            else:
+                nodes, distances = self._search_nodes(metric, query, k, allowed_rowids)
+        rowids = self.node_rowids[nodes]
+        extra_rowids, extra_distances = self._excluded_rows(q, k - len(nodes), allowed_rowids)
+        return np.concatenate([rowids, extra_rowids]), np.concatenate([distances, extra_distances])
+
+    def _search_nodes(self, metric: int, query: np.ndarray, k: int, allowed_rowids):
+        kernel = self.kernel
+        setting_name, width = self.search_setting()
+        options = {"ef_search": width} if self.definition.method == "hnsw" else {"probes": width}
+        if self.definition.method == "ivfpq":
+            options["rerank"] = int(self.connection.settings.get("ivfpq.rerank"))
+        if allowed_rowids is None:
+            nodes, proxies = kernel.search(query, k, **options)
+        else:
+            allowed = self.allowed_nodes(allowed_rowids)
+            if self.choose_strategy(len(allowed)) == "exact":
+                order, proxies = metrics.brute_force(metric, self._kernel_rows(), allowed, query, k)
+                nodes = allowed[order]
+            else:
+                mask = np.zeros(len(self.node_rowids), dtype=bool)
+                mask[allowed] = True
+                nodes, proxies = kernel.search(query, k, allowed=mask, **options)
+        nodes = np.asarray(nodes, dtype=np.int64)
+        # Recompute exact distances of the results: PQ proxies are approximate.
+        xb = self._kernel_rows()
+        exact = np.array([metrics.proxy_distance(metric, xb[node], query) for node in nodes], dtype=np.float32)
+        order = np.argsort(exact, kind="stable")
+        return nodes[order], metrics.proxy_to_distance(metric, exact[order])
+
+    def _excluded_rows(self, q, missing: int, allowed_rowids) -> tuple[np.ndarray, np.ndarray]:
+        if len(self.excluded_rowids) == 0:
+            return np.empty(0, np.int64), np.empty(0, np.float64)
+        rowids, is_null = self.excluded_rowids, self.excluded_is_null
+        if allowed_rowids is not None:
+            keep = np.isin(rowids, allowed_rowids)
+            rowids, is_null = rowids[keep], is_null[keep]
+        # NaN rows (zero vectors under cosine) sort first under DESC, so they always come back;
+        # NULL rows sort last either way and are needed only to fill a short result.
+        take = ~is_null if missing <= 0 else np.ones(len(rowids), dtype=bool)
+        distances = np.where(is_null[take], np.nan, np.nan)
+        return rowids[take], distances.astype(np.float64)
+
+
+class IndexManager:
+    """The vector indexes of one connection, by name, and the UDF DuckDB calls to search them."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.indexes: dict[str, ManagedIndex] = {}
+        self.version = 0  # bumped when indexes are created or dropped, for the plan cache
+        self._register_udf()
+
+    # -- catalog ----------------------------------------------------------------------------
+
+    def load(self) -> None:
+        for definition in catalog.read_definitions(self.connection):
+            index = ManagedIndex(self.connection, definition)
+            try:
+                index.load()
+            except (duckdb.Error, Exception) as error:  # noqa: BLE001 - rebuilt from the table below
+                log.warning("index %s could not be loaded (%s); it will be rebuilt", definition.name, error)
+                index.kernel = None
+            self.indexes[definition.name] = index
+        self.version += 1
+
+    def find(self, schema_name: str, table_name: str, column_name: str) -> list[ManagedIndex]:
+        return [
+            index for index in self.indexes.values()
+            if index.definition.schema_name.lower() == schema_name.lower()
+            and index.definition.table_name.lower() == table_name.lower()
+            and index.definition.column_name.lower() == column_name.lower()
+        ]
+
+    def for_table(self, table_name: str) -> list[ManagedIndex]:
+        return [i for i in self.indexes.values() if i.definition.table_name.lower() == table_name.lower()]
+
+    def get(self, name: str) -> ManagedIndex | None:
+        return self.indexes.get(name.lower())
+
+    def create(self, definition: IndexDefinition) -> ManagedIndex:
+        index = ManagedIndex(self.connection, definition)
+        index.sync()  # builds from the whole table
+
+        def store() -> None:
+            catalog.ensure_catalog(self.connection)
+            catalog.write_definition(self.connection, definition)
+            persistence.write_arrays(self.connection, definition.name, index.arrays())
+
+        if self.connection.read_only:
+            log.warning("index %s is kept in memory only: the database is read-only", definition.name)
+        else:
+            self.connection.in_own_transaction(store)
+        index.changes_since_persist = 0
+        self.indexes[definition.name] = index
+        self.version += 1
+        return index
+
+    def save_definition(self, index: ManagedIndex) -> None:
+        if not self.connection.read_only:
+            self.connection.in_own_transaction(lambda: catalog.write_definition(self.connection, index.definition))
+        self.version += 1
+
+    def revalidate(self) -> None:
+        """Drop indexes whose column no longer exists or is no longer a fixed-size array."""
+        from vsql.commands import VECTOR_COLUMN_TYPE
+
+        for index in list(self.indexes.values()):
+            d = index.definition
+            rows = self.connection.send(
+                "SELECT data_type FROM duckdb_columns() WHERE database_name = current_database() "
+                "AND schema_name = ? AND table_name = ? AND column_name = ?",
+                [d.schema_name, d.table_name, d.column_name],
+            ).fetchall()
+            match = VECTOR_COLUMN_TYPE.match(rows[0][0]) if rows else None
+            if match is None or int(match.group(2)) != d.dims:
+                log.warning("index %s dropped: column %s.%s is gone or changed type", d.name, d.table_name, d.column_name)
+                self.drop(d.name)
+            else:
+                index.dirty = True
+
+    def refresh_listing(self) -> None:
+        """Fill the temporary table ``vsql_indexes`` with every index and its current size."""
+        names, tables, columns, methods, metrics_, options, rows, memory = [], [], [], [], [], [], [], []
+        for index in self.indexes.values():
+            index.sync()
+            d = index.definition
+            names.append(d.name)
+            tables.append(d.table_name)
+            columns.append(d.column_name)
+            methods.append(d.method)
+            metrics_.append(d.metric)
+            options.append(", ".join(f"{k}={v}" for k, v in sorted(d.options.items())))
+            rows.append(index.n_live)
+            memory.append(index.memory_bytes())
+        listing = pa.table({
+            "index_name": pa.array(names, pa.string()), "table_name": pa.array(tables, pa.string()),
+            "column_name": pa.array(columns, pa.string()), "method": pa.array(methods, pa.string()),
+            "metric": pa.array(metrics_, pa.string()), "options": pa.array(options, pa.string()),
+            "rows": pa.array(rows, pa.int64()), "memory_bytes": pa.array(memory, pa.int64()),
+        })
+        self.connection.duckdb.register("__vsql_listing", listing)
+        try:
+            self.connection.send("CREATE OR REPLACE TEMP TABLE vsql_indexes AS SELECT * FROM __vsql_listing")
+        finally:
+            self.connection.duckdb.unregister("__vsql_listing")
+
+    def describe_filter(self, match, parameters) -> str:
+        """Return the EXPLAIN line about a kNN query's WHERE clause and the strategy it gets."""
+        from planner.dialect import to_duckdb
+        from sqlglot import exp
+
+        where = match.select.args.get("where")
+        if where is None:
+            return ""
+        if where.find(exp.Placeholder):
+            return ("Filter: matching rows are counted when the query runs; at most "
+                    f"{EXACT_FILTER_ROWS:,} get an exact scan, more a filtered index search")
+        index = match.index
+        index.sync()
+        table_sql = to_duckdb(match.table)
+        matching = self.connection.send(f"SELECT count(*) FROM {table_sql} WHERE {to_duckdb(where.this)}").fetchall()[0][0]
+        total = len(index.node_rowids) and index.n_live + len(index.excluded_rowids)
+        share = 100.0 * matching / total if total else 0.0
+        strategy = index.choose_strategy(matching)
+        if strategy == "exact":
+            why = f"exact scan of the matching rows (at most {EXACT_FILTER_ROWS:,} match)"
+        else:
+            why = f"filtered {index.definition.method} search that skips non-matching rows (more than {EXACT_FILTER_ROWS:,} match)"
+        return f"Filter: {matching:,} of {total:,} rows match ({share:.1f}%): {why}"
+
+    def drop(self, name: str) -> None:
+        index = self.indexes.pop(name.lower())
+        self.connection.in_own_transaction(lambda: catalog.delete_definition(self.connection, index.name))
+        self.version += 1
+
+    # -- statement hooks --------------------------------------------------------------------
+
+    def after_statement(self, written_tables: set[str] | None | bool) -> None:
+        """Mark indexes dirty after a statement that may have written their tables.
+
+        ``written_tables`` is a set of lower-case table names, an empty set for read-only
+        statements, or None when the statement could not be analysed (every index is marked).
+        """
+        if written_tables is None:
+            for index in self.indexes.values():
+                index.dirty = True
+            return
+        for table in written_tables:
+            for index in self.for_table(table):
+                index.dirty = True
+
+    def after_transaction(self, rolled_back: bool) -> None:
+        for index in self.indexes.values():
+            index.dirty = True
+
+    def drop_for_table(self, table_name: str) -> None:
+        for index in self.for_table(table_name):
+            self.indexes.pop(index.name, None)
+            self.version += 1
+
+    def close(self) -> None:
+        if self.connection.read_only:
+            return
+        for index in self.indexes.values():
+            if index.changes_since_persist and index.kernel is not None:
+                try:
+                    index.persist()
+                except Exception as error:  # noqa: BLE001 - closing must not fail; reopen syncs
+                    log.warning("index %s was not saved on close (%s); it will sync on open", index.name, error)
+
+    # -- the search function DuckDB calls ---------------------------------------------------
+
+    def _register_udf(self) -> None:
+        self.connection.duckdb.create_function(
+            UDF_NAME,
+            self._udf,
+            [duckdb.sqltype("VARCHAR"), duckdb.sqltype("DOUBLE[]"), duckdb.sqltype("BIGINT"),
+             duckdb.sqltype("BIGINT[]"), duckdb.sqltype("BOOLEAN")],
+            duckdb.sqltype("STRUCT(vsql_rowid BIGINT, vsql_distance DOUBLE)[]"),
+            type="arrow",
+            null_handling="special",
+            side_effects=True,
+        )
+
+    def _udf(self, names, queries, ks, allowed_lists, filtered):
+        results = []
+        names, queries, ks = names.to_pylist(), queries, ks.to_pylist()
+        filtered = filtered.to_pylist()
+        for row, name in enumerate(names):
+            index = self.indexes[name]
+            query = queries[row]
+            q = None if not query.is_valid else np.asarray(query.values.to_numpy(zero_copy_only=False), dtype=np.float32)
+            allowed = None
+            if filtered[row]:
+                allowed_value = allowed_lists[row]
+                allowed = (np.sort(np.asarray(allowed_value.values.to_numpy(zero_copy_only=False), dtype=np.int64))
+                           if allowed_value.is_valid else np.empty(0, np.int64))
+            if q is not None and len(q) != index.definition.dims:
+                raise ValueError(f"expected {index.definition.dims} dimensions, not {len(q)}")
+            rowids, distances = index.search(q, int(ks[row]), allowed)
+            results.append({"vsql_rowid": rowids, "vsql_distance": distances})
+        return _to_arrow(results)
+
+
+def _to_arrow(results: list[dict]) -> pa.Array:
+    offsets = [0]
+    for result in results:
+        offsets.append(offsets[-1] + len(result["vsql_rowid"]))
+    rowids = np.concatenate([r["vsql_rowid"] for r in results]) if results else np.empty(0, np.int64)
+    distances = np.concatenate([r["vsql_distance"] for r in results]) if results else np.empty(0)
+    struct = pa.StructArray.from_arrays(
+        [pa.array(rowids, pa.int64()), pa.array(distances, pa.float64(), from_pandas=False)],
+        names=["vsql_rowid", "vsql_distance"],
+    )
+    return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), struct)
+

@@ -1,0 +1,55 @@
+"""Index arrays stored inside the database file as BLOB chunks.
+
+Each array of an index's ``to_arrays()`` becomes rows of ``vsql.index_data`` holding its dtype,
+shape and raw bytes split into chunks of at most 16 MiB, since very large single BLOB values are
+slow to write. An index is always written in one transaction, so a process killed while writing
+leaves the previous version (or none) and never a mix.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from vsql.catalog import SCHEMA
+
+if TYPE_CHECKING:
+    from vsql.connection import Connection
+
+CHUNK_BYTES = 16 * 1024 * 1024
+
+
+def write_arrays(connection: Connection, index_name: str, arrays: dict[str, np.ndarray]) -> None:
+    """Replace the stored arrays of ``index_name``; the caller runs this inside a transaction."""
+    connection.send(f"DELETE FROM {SCHEMA}.index_data WHERE index_name = ?", [index_name])
+    for array_name, array in arrays.items():
+        array = np.ascontiguousarray(array)
+        raw = array.tobytes()
+        shape = json.dumps(list(array.shape))
+        parts = [raw[i : i + CHUNK_BYTES] for i in range(0, len(raw), CHUNK_BYTES)] or [b""]
+        for part, chunk in enumerate(parts):
+            connection.send(
+                f"INSERT INTO {SCHEMA}.index_data VALUES (?, ?, ?, ?, ?, ?)",
+                [index_name, array_name, part, array.dtype.str, shape, chunk],
+            )
+
+
+def read_arrays(connection: Connection, index_name: str) -> dict[str, np.ndarray]:
+    """Return the stored arrays of ``index_name`` (empty when none were stored)."""
+    rows = connection.send(
+        f"SELECT array_name, dtype, shape, data FROM {SCHEMA}.index_data "
+        f"WHERE index_name = ? ORDER BY array_name, part",
+        [index_name],
+    ).fetchall()
+    chunks: dict[str, list[bytes]] = {}
+    headers: dict[str, tuple[str, list[int]]] = {}
+    for array_name, dtype, shape, data in rows:
+        chunks.setdefault(array_name, []).append(bytes(data))
+        headers[array_name] = (dtype, json.loads(shape))
+    arrays = {}
+    for array_name, parts in chunks.items():
+        dtype, shape = headers[array_name]
+        arrays[array_name] = np.frombuffer(b"".join(parts), dtype=np.dtype(dtype)).reshape(shape).copy()
+    return arrays
