@@ -90,7 +90,7 @@ def main() -> None:
     (vflat, vflat_s), (vpq, vpq_s) = build_vsql(xb)
     (fflat, fflat_s), (fpq, fpq_s) = build_faiss(xb)
 
-    print(f"rows {n}, queries {len(xq)}, lists {LISTS}, m {M}, nbits {NBITS}, float32 row 1536 bytes")
+    print(f"rows {n}, queries {len(xq)}, lists {LISTS}, m {M}, nbits {NBITS}")
     print("| index | build s (2 threads) | bytes/vector |")
     print("|---|---|---|")
     print(f"| vsql IVF-Flat | {vflat_s:.1f} | {vflat.memory_bytes() / n:.0f} |")

@@ -124,7 +124,7 @@ def _refers_to(table: exp.Table, node: exp.Expression) -> bool:
 def _shadowed_by_cte(select: exp.Select, name: str) -> bool:
     parent = select
     while parent is not None:
-        with_ = parent.args.get("with") if isinstance(parent, exp.Query) else None
+        with_ = parent.args.get("with_") if isinstance(parent, exp.Query) else None
         if with_ is not None and any(cte.alias.lower() == name.lower() for cte in with_.expressions):
             return True
         parent = parent.parent
@@ -161,7 +161,7 @@ def match_knn(select: exp.Select, indexes: IndexManager, enabled: bool) -> KnnMa
             return f"the kNN query has {reason}; the index serves only a single-table ORDER BY distance LIMIT k"
     if any(projection.find(exp.AggFunc, exp.Window) for projection in select.expressions):
         return "the kNN query has aggregates or window functions"
-    source = select.args.get("from")
+    source = select.args.get("from_")
     table = source.this if source is not None else None
     if not isinstance(table, exp.Table) or not table.name:
         return "the kNN query does not read a table directly"

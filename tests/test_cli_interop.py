@@ -6,6 +6,7 @@ tests also check that DEFAULT_STORAGE_VERSION writes files that the older client
 
 import csv
 import io
+import re
 import shutil
 import subprocess
 import sys
@@ -36,8 +37,9 @@ SEED = 20240607
 
 
 def open_database(path: Path):
-    """Open `path` as vsql writes files: new files in DEFAULT_STORAGE_VERSION, functions installed."""
-    con = duckdb.connect(str(path), config={"storage_compatibility_version": DEFAULT_STORAGE_VERSION})
+    """Open `path` as vsql will: a new file in DEFAULT_STORAGE_VERSION, with the functions."""
+    config = {"storage_compatibility_version": DEFAULT_STORAGE_VERSION}
+    con = duckdb.connect(str(path), config=config)
     install_functions(con)
     return con
 
@@ -58,9 +60,11 @@ def cli_rows(path: Path, sql: str) -> list[list[str]]:
     return list(csv.reader(io.StringIO(result.stdout)))[1:]
 
 
-def cli_version() -> tuple[int, ...]:
+def cli_major_version() -> int:
     output = subprocess.run([CLI, "-version"], capture_output=True, text=True, timeout=60).stdout
-    return tuple(int(part) for part in output.split()[0].lstrip("v").split("."))
+    match = re.match(r"v?(\d+)\.", output.strip())
+    assert match, f"unexpected output of duckdb -version: {output!r}"
+    return int(match.group(1))
 
 
 @pytest.fixture
@@ -91,7 +95,7 @@ def test_l2_nearest_two(items_path, xb):
     distances = np.linalg.norm(xb.astype(np.float64) - np.array(QUERY), axis=1)
     expected_ids = np.lexsort((np.arange(len(xb)), distances))[:2]
     assert [int(row[0]) for row in rows] == expected_ids.tolist()
-    for row, row_id in zip(rows, expected_ids):
+    for row, row_id in zip(rows, expected_ids, strict=True):
         assert float(row[1]) == pytest.approx(distances[row_id], rel=1e-6)
 
 
@@ -103,7 +107,7 @@ def test_other_distances(items_path, xb):
     )
     assert len(rows) == len(xb)
     q = np.array(QUERY)
-    for row, vector in zip(rows, xb.astype(np.float64)):
+    for row, vector in zip(rows, xb.astype(np.float64), strict=True):
         norms = np.linalg.norm(vector) * np.linalg.norm(q)
         inner = float(vector @ q)
         if norms == 0:
@@ -127,7 +131,9 @@ def test_single_vector_functions(items_path, xb):
 
 
 def test_bit_functions(items_path):
-    rows = cli_rows(items_path, "SELECT hamming_distance('1110', '0111'), jaccard_distance('1110', '0111')")
+    rows = cli_rows(
+        items_path, "SELECT hamming_distance('1110', '0111'), jaccard_distance('1110', '0111')"
+    )
     assert rows == [["2.0", "0.5"]]
 
 
@@ -157,7 +163,7 @@ def test_reopened_file_stays_readable(items_path):
 
 def test_default_storage_rejected_by_older_client(tmp_db_path):
     # The reason DEFAULT_STORAGE_VERSION exists: without it the 1.x client cannot open the file.
-    if cli_version()[0] >= 2 or int(duckdb.__version__.split(".")[0]) < 2:
+    if cli_major_version() >= 2 or int(duckdb.__version__.split(".")[0]) < 2:
         pytest.skip("needs a 1.x client and the 2.x Python package")
     duckdb.connect(str(tmp_db_path)).close()
     result = run_cli(tmp_db_path, "SELECT 1")

@@ -26,7 +26,7 @@ SINGLE_VECTOR_FUNCTIONS = ("vector_dims", "vector_norm", "l2_normalize")
 # product or difference, with a margin of about 2.
 FLOAT32_SUM_RTOL = 1e-5
 # Cosine similarity is a dot product (error <= gamma_d |a| |b|) divided by a norm product (relative
-# error <= gamma_d + 2 ulp), so its absolute error is at most about 2 * gamma_d + 2 * 2**-24 = 9e-6.
+# error <= gamma_d + 2 ulp), so its absolute error is at most about 2 * gamma_d + 2 * 2**-24 = 8e-6.
 COSINE_ATOL = 2e-5
 # Sums of squares of float32 values in float64 are exact per term, so only float64 summation error
 # (d * 2**-53) remains.
@@ -52,7 +52,7 @@ def vectors(draw, dims):
 
 @st.composite
 def vector_pairs(draw):
-    """Draw two float32 vectors of equal length: independent, duplicated, negated or scaled."""
+    """Draw two float32 vectors of equal length: independent, duplicate, negated, scaled or zero."""
     dims = draw(st.integers(1, 64))
     a = draw(vectors(dims))
     kind = draw(st.sampled_from(["independent", "duplicate", "negated", "scaled", "zero"]))
@@ -196,7 +196,7 @@ def test_bit_distances_match_numpy(con, pair):
     assert row[1] == (1.0 if both == 0 else 1.0 - both / either)
 
 
-# Exact values, most of them from pgvector's documentation and regression tests.
+# Exact values worked out by hand. The bit-string cases repeat pgvector's regression tests.
 
 
 @pytest.mark.parametrize(
@@ -322,7 +322,7 @@ def test_dimension_mismatch_message(con, function, a, b, message):
 
 
 def test_dimension_mismatch_in_column(con):
-    con.execute("CREATE OR REPLACE TEMP TABLE mixed AS SELECT [1.0, 2.0] AS v UNION ALL SELECT [1.0]")
+    con.execute("CREATE OR REPLACE TEMP TABLE mixed AS SELECT [1.0, 2.0] v UNION ALL SELECT [1.0]")
     message = error_message(con, "SELECT l2_distance(v, [1, 2]) FROM mixed")
     assert message == "different vector dimensions 1 and 2"
 
@@ -361,6 +361,14 @@ def test_function_names_are_macros(con):
     assert isinstance(FUNCTIONS_VERSION, int)
 
 
+def test_functions_version_comment(con):
+    rows = con.execute(
+        "SELECT DISTINCT comment FROM duckdb_functions() WHERE list_contains(?, function_name)",
+        [list(FUNCTION_NAMES)],
+    ).fetchall()
+    assert rows == [(f"vsql {FUNCTIONS_VERSION}",)]
+
+
 def test_install_twice_replaces(con):
     install_functions(con)
     assert scalar(con, "SELECT l2_distance([0, 0], [3, 4])") == 5.0
@@ -385,3 +393,7 @@ def test_temporary_functions_on_read_only_file(tmp_db_path):
             ["l2_distance"],
         ).fetchall()
         assert rows == [("temp",)]
+        comment = scalar(
+            reader, "SELECT comment FROM duckdb_functions() WHERE function_name = 'l2_normalize'"
+        )
+        assert comment == f"vsql {FUNCTIONS_VERSION}"

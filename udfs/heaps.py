@@ -12,13 +12,13 @@ import numba as nb
 import numpy as np
 
 
-@nb.njit(cache=True)
+@nb.njit(inline="always", cache=True)
 def _before(key_a, id_a, key_b, id_b) -> bool:
     """Return True when pair a sorts before pair b (smaller proxy, then smaller id)."""
     return key_a < key_b or (key_a == key_b and id_a < id_b)
 
 
-@nb.njit(cache=True)
+@nb.njit(inline="always", cache=True)
 def min_heap_push(keys: np.ndarray, ids: np.ndarray, size: int, key, node) -> int:
     """Push (key, node) onto the min-heap of ``size`` items and return the new size."""
     i = size
@@ -34,7 +34,7 @@ def min_heap_push(keys: np.ndarray, ids: np.ndarray, size: int, key, node) -> in
     return size + 1
 
 
-@nb.njit(cache=True)
+@nb.njit(inline="always", cache=True)
 def min_heap_pop(keys: np.ndarray, ids: np.ndarray, size: int) -> int:
     """Remove the smallest item (read it from ``keys[0]``, ``ids[0]`` first); return the new size."""
     size -= 1
@@ -58,7 +58,7 @@ def min_heap_pop(keys: np.ndarray, ids: np.ndarray, size: int) -> int:
     return size
 
 
-@nb.njit(cache=True)
+@nb.njit(inline="always", cache=True)
 def max_heap_push(keys: np.ndarray, ids: np.ndarray, size: int, key, node) -> int:
     """Push (key, node) onto the max-heap of ``size`` items and return the new size."""
     i = size
@@ -74,7 +74,7 @@ def max_heap_push(keys: np.ndarray, ids: np.ndarray, size: int, key, node) -> in
     return size + 1
 
 
-@nb.njit(cache=True)
+@nb.njit(inline="always", cache=True)
 def _max_heap_sift_down(keys: np.ndarray, ids: np.ndarray, size: int, key, node) -> None:
     """Place (key, node) at the root of a max-heap of ``size`` items and restore the heap order."""
     i = 0
@@ -93,7 +93,7 @@ def _max_heap_sift_down(keys: np.ndarray, ids: np.ndarray, size: int, key, node)
     ids[i] = node
 
 
-@nb.njit(cache=True)
+@nb.njit(inline="always", cache=True)
 def max_heap_pop(keys: np.ndarray, ids: np.ndarray, size: int) -> int:
     """Remove the largest item (read it from ``keys[0]``, ``ids[0]`` first); return the new size."""
     size -= 1
@@ -102,7 +102,7 @@ def max_heap_pop(keys: np.ndarray, ids: np.ndarray, size: int) -> int:
     return size
 
 
-@nb.njit(cache=True)
+@nb.njit(inline="always", cache=True)
 def max_heap_push_bounded(keys: np.ndarray, ids: np.ndarray, size: int, capacity: int, key, node):
     """Push (key, node) onto a max-heap that keeps the ``capacity`` smallest items; return the size."""
     if size < capacity:

@@ -96,6 +96,10 @@ class HnswIndex:
     def __len__(self) -> int:
         return self._n
 
+    def rows(self, ids: np.ndarray) -> np.ndarray:
+        """Return the prepared float32 rows of ``ids``."""
+        return self._xb[np.asarray(ids, dtype=np.int64)]
+
     @property
     def n_live(self) -> int:
         """Number of ids that are not deleted."""

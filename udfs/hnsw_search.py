@@ -35,7 +35,7 @@ from udfs.hnsw_distance import row_proxy
 from udfs.visited import next_epoch
 
 
-@nb.njit(cache=True)
+@nb.njit(inline="always", cache=True)
 def neighbours(node, level, links0, degree0, links_up, degree_up, upper_offset):
     """Return the neighbour ids of ``node`` at ``level`` as an int32 view."""
     if level == 0:
@@ -100,12 +100,12 @@ def beam_search(
     return n_res
 
 
-@nb.njit(cache=True)
+@nb.njit(inline="always", cache=True)
 def _qualifies(node, deleted, allowed, use_allowed) -> bool:
     return not deleted[node] and (not use_allowed or allowed[node])
 
 
-@nb.njit(cache=True)
+@nb.njit(inline="always", cache=True)
 def _group_qualifies(node, next_duplicate, deleted, allowed, use_allowed) -> bool:
     """Return True when ``node`` or one of its exact copies qualifies."""
     member = node
@@ -116,7 +116,7 @@ def _group_qualifies(node, next_duplicate, deleted, allowed, use_allowed) -> boo
     return False
 
 
-@nb.njit(cache=True)
+@nb.njit(inline="always", cache=True)
 def _offer_group(node, proxy, next_duplicate, deleted, allowed, use_allowed, res_keys, res_ids, n_res, ef):
     """Offer ``node`` and its copies, all at ``proxy``, to the bounded result heap."""
     member = node

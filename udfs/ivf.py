@@ -248,7 +248,9 @@ class InvertedListIndex:
         if dim < 1:
             raise DataError(f"dimensions must be at least 1, not {dim}")
         if not 1 <= lists <= 32768:
-            raise ProgrammingError(f"value {lists} out of bounds for option \"lists\": valid range is 1 to 32768")
+            raise ProgrammingError(
+                f'value {lists} out of bounds for option "lists": valid range is 1 to 32768'
+            )
         self.dim = int(dim)
         self.metric = metric
         self.metric_code = METRIC_CODES[metric]
@@ -267,6 +269,22 @@ class InvertedListIndex:
     @property
     def is_trained(self) -> bool:
         return self.centroids is not None
+
+    def rows(self, ids: np.ndarray) -> np.ndarray:
+        """Return the stored float32 rows of live ``ids`` (removed ids may read as zeros)."""
+        ids = np.asarray(ids, dtype=np.int64)
+        slot_of_id = np.full(self._n_ids, -1, dtype=np.int64)
+        occupied = np.flatnonzero(self._slot_ids >= 0)
+        slot_of_id[self._slot_ids[occupied]] = occupied
+        slots = slot_of_id[ids]
+        out = np.zeros((len(ids), self.dim), dtype=np.float32)
+        present = slots >= 0
+        out[present] = self._exact_rows()[slots[present]]
+        return out
+
+    def _exact_rows(self) -> np.ndarray:
+        """The float32 rows in slot order; IVF-PQ keeps its rows by id and overrides rows()."""
+        return self._payload_arrays()[0]
 
     @property
     def n_live(self) -> int:
@@ -541,8 +559,8 @@ class IvfFlatIndex(InvertedListIndex):
         if k == 0 or not self.is_trained or xq.shape[0] == 0:
             return self._empty_batch(xq.shape[0], k)
         return _search_flat_batch(
-            self.metric_code, xq, k, probes, self.centroids, self._list_start, self._list_size, self._slot_ids, self._vectors,
-            self._deleted, allowed, use_allowed,
+            self.metric_code, xq, k, probes, self.centroids, self._list_start, self._list_size,
+            self._slot_ids, self._vectors, self._deleted, allowed, use_allowed,
         )
 
     def to_arrays(self) -> dict[str, np.ndarray]:

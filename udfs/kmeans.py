@@ -46,12 +46,14 @@ def kmeans(
     seed: int = 0,
     sample_size: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Cluster the rows of ``x`` into ``k`` groups: returns ``(centroids float32[k, d], assignment int64[n])``.
+    """Cluster the rows of ``x`` into ``k`` groups: returns ``(centroids, assignment)``.
 
-    Seeding is k-means++ on a random sample of at most 16 rows per centroid (see
-    ``_seed_centroids`` for why), followed by at most ``n_iter`` Lloyd iterations on ``x`` or, when
-    ``sample_size`` is set and smaller than ``n``, on a random sample of that many rows. The
-    returned assignment covers every row of ``x`` and matches the returned centroids.
+    ``centroids`` is float32[k, d] and ``assignment`` int64[n], the centroid number of each row.
+
+    Seeding is k-means++ on a random sample of at most 16 rows per centroid (``_seed_centroids``
+    says why). At most ``n_iter`` Lloyd iterations follow, on ``x`` or, when ``sample_size`` is
+    smaller than ``n``, on a random sample of that many rows. The returned assignment covers
+    every row of ``x`` and matches the returned centroids.
 
     A cluster that becomes empty is re-seeded with the row farthest from its centroid (ties go to
     the lower row number). With duplicate rows or ``k`` larger than the number of distinct rows,
@@ -79,7 +81,7 @@ def train_centroids(
     seed: int,
     sample_size: int | None = None,
 ) -> np.ndarray:
-    """Return the k-means centroids of float32 rows ``x``, without assigning every row at the end."""
+    """Train k-means centroids on float32 rows ``x`` (no final assignment of every row)."""
     if k < 1:
         raise ProgrammingError(f"number of clusters must be at least 1, not {k}")
     if x.shape[0] == 0:
@@ -109,7 +111,7 @@ def train_centroids(
 def assign(
     x: np.ndarray, centroids: np.ndarray, spherical: bool
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Return the nearest centroid of each row and its proxy (squared L2, or ``-x.c`` if spherical)."""
+    """Return each row's nearest centroid and proxy (squared L2, or ``-x.c`` if spherical)."""
     n = x.shape[0]
     labels = np.empty(n, dtype=np.int64)
     proxies = np.empty(n, dtype=np.float32)
@@ -279,9 +281,9 @@ def _best_centroids_small(x, centroids_t, centroid_norms, spherical, labels, pro
 def _update_centroids(x, labels, centroids, spherical, n_parts):
     """Move each non-empty centroid to its cluster mean (unit length if spherical); return counts.
 
-    Rows are split into ``n_parts`` fixed slices and each prange iteration sums its slice into its
-    own float64 buffer, so no two threads add into the same centroid row (a lost-update race) and
-    the serial reduction that follows always adds the slices in the same order.
+    Rows are split into ``n_parts`` fixed slices, and each prange iteration sums its slice into its
+    own float64 buffer. So no two threads add into the same centroid row (a lost-update race),
+    and the serial reduction that follows always adds the slices in the same order.
     """
     n, d = x.shape
     k = centroids.shape[0]

@@ -77,6 +77,40 @@ def brute_force(metric: int, xb: np.ndarray, rows: np.ndarray, q: np.ndarray, k:
     return order, proxies[order]
 
 
+@nb.njit(cache=True)
+def sql_distances(metric: int, rows: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Return the distances SQL reports between each prepared row and ``q``, summed in float64.
+
+    A cosine row identical to the query has distance exactly 0, as pgvector promises for a
+    vector and itself; float rounding of the unit vectors would otherwise leave about 1e-7.
+    """
+    out = np.empty(rows.shape[0], dtype=np.float64)
+    for i in range(rows.shape[0]):
+        acc = 0.0
+        same = True
+        for j in range(q.shape[0]):
+            a = np.float64(rows[i, j])
+            b = np.float64(q[j])
+            if metric == L2:
+                acc += (a - b) * (a - b)
+            elif metric == L1:
+                acc += abs(a - b)
+            else:
+                acc += a * b
+                same = same and rows[i, j] == q[j]
+        if metric == L2:
+            out[i] = np.sqrt(acc)
+        elif metric == L1:
+            out[i] = acc
+        elif metric == IP:
+            out[i] = -acc
+        elif same:
+            out[i] = 0.0
+        else:
+            out[i] = min(max(1.0 - acc, 0.0), 2.0)
+    return out
+
+
 def prepare_rows(metric: str, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Return ``x`` as contiguous float32 (unit rows for cosine) and a mask of rows an index may hold.
 

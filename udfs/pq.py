@@ -35,7 +35,7 @@ from udfs.ivf import (
     rank_lists,
     row_qualifies,
 )
-from udfs.metrics import COSINE, IP, L2, proxy_distance
+from udfs.metrics import IP, L2, proxy_distance
 from vsql.errors import DataError, ProgrammingError
 
 logger = logging.getLogger("vsql.pq")
@@ -202,7 +202,7 @@ class IvfPqIndex(InvertedListIndex):
     ):
         super().__init__(dim, metric, lists, seed)
         if m < 1 or dim % m != 0:
-            raise DataError(f"dimensions {dim} must be a multiple of m, and m = {m} is not a divisor")
+            raise DataError(f"m must divide the {dim} dimensions, not {m}: use a divisor of {dim}")
         if not 1 <= nbits <= 8:
             raise ProgrammingError(f"nbits must be between 1 and 8, not {nbits}")
         self.m = int(m)
@@ -216,6 +216,10 @@ class IvfPqIndex(InvertedListIndex):
     @property
     def is_trained(self) -> bool:
         return self.centroids is not None and self.codebooks is not None
+
+    def rows(self, ids: np.ndarray) -> np.ndarray:
+        """Return the float32 rows of ``ids``, which IVF-PQ keeps by id for re-ranking."""
+        return self._rows[np.asarray(ids, dtype=np.int64)]
 
     def search(
         self,
@@ -306,13 +310,15 @@ class IvfPqIndex(InvertedListIndex):
             self.warnings.append(
                 TrainingWarning(
                     "ivfpq index created with little data",
-                    f"Codebooks of {ksub} codewords trained on {xt.shape[0]} rows will cause low recall.",
+                    f"Codebooks of {ksub} codewords trained on {xt.shape[0]} rows"
+                    " will cause low recall.",
                 )
             )
         rng = np.random.default_rng(self.seed)
         sample_size = CODEBOOK_ROWS_PER_CODEWORD * ksub
         if xt.shape[0] > sample_size:
-            xt = np.ascontiguousarray(xt[np.sort(rng.choice(xt.shape[0], sample_size, replace=False))])
+            rows = np.sort(rng.choice(xt.shape[0], sample_size, replace=False))
+            xt = np.ascontiguousarray(xt[rows])
         labels, _ = kmeans_module.assign(xt, self.centroids, self.metric != "l2")
         residuals = xt - self.centroids[labels]
         dsub = self.dim // self.m

@@ -2,9 +2,10 @@
 
 ``install_functions(con)`` creates the macros below with ``CREATE OR REPLACE MACRO``. Because a
 macro is SQL and not Python, it is saved in the database file's catalog, and the plain DuckDB
-command-line client can call it without vsql. Each macro is written over DuckDB's native vector
-functions (``list_distance``, ``list_inner_product``, ``list_cosine_distance``, ...), so a
-distance costs what the native function costs.
+command-line client can call it without vsql. The macros are written over DuckDB's native vector
+functions (``list_distance``, ``list_inner_product``, ``list_cosine_distance``, ...), so these
+distances cost what the native functions cost. ``l1_distance`` has no native function and is
+about 11 times slower than ``l2_distance``.
 
 =========================  ============================================  ==================
 function                   value                                         result type
@@ -23,11 +24,12 @@ function                   value                                         result 
 =========================  ============================================  ==================
 
 Vector arguments may be FLOAT[n] or DOUBLE[n] arrays, lists of any numeric type (``[1, 2, 3]``),
-or text literals such as ``'[1,2,3]'``, which are read as FLOAT[]. Like pgvector, the distances
-accumulate in the element type: FLOAT inputs are summed in single precision, as pgvector sums its
-float4 ``vector``, and DOUBLE inputs in double precision. ``vector_norm`` and ``l2_normalize``
-always sum in DOUBLE, as pgvector does. ``l2_normalize`` returns DOUBLE[] for DOUBLE and integer
-input and FLOAT[] otherwise. A text column (as opposed to a literal) needs an explicit cast.
+or text literals such as ``'[1,2,3]'``, which are read as FLOAT[]. The distances are summed in
+single precision, as pgvector sums its float4 ``vector``, unless an argument has DOUBLE elements:
+then they are summed in double precision. ``l1_distance`` rounds each difference to the element
+type and sums in DOUBLE. ``vector_norm`` and ``l2_normalize`` always sum in DOUBLE, as pgvector
+does. ``l2_normalize`` returns FLOAT[] for FLOAT and text input and DOUBLE[] for DOUBLE, integer
+and decimal input. A text column (as opposed to a literal) needs an explicit cast.
 
 Binary vectors are DuckDB ``BIT`` values (bit strings such as ``'1010'::BIT``), the type closest to
 PostgreSQL's ``bit(n)`` that pgvector uses. Text literals such as ``'1010'`` are read as BIT.
@@ -53,15 +55,15 @@ logger = logging.getLogger("vsql.sql_functions")
 # recognised and re-installed.
 FUNCTIONS_VERSION = 1
 
-# The storage format that vsql writes new database files in, passed to DuckDB as
-# config={"storage_compatibility_version": DEFAULT_STORAGE_VERSION} (or ATTACH ... (STORAGE_VERSION
-# ...)). DuckDB 2.0.1 writes storage format 69 by default, which the DuckDB 1.5.6 client rejects
-# ("can only read versions between 64 and 68"), and no 2.x client is on PyPI. Files written by
-# duckdb 2.0.1 with "v1.5.0", "v1.5.6" and "v1.4.0" open in the 1.5.6 client, with tables, typed
-# macros and lambdas intact, while "v1.3.0" and older reject typed macro parameters. "v1.5.0" is
-# the oldest version whose client could be checked, and every 1.5.x client reads it. DuckDB records
-# the version in the file, so a file written this way stays readable after later writes by
-# connections opened without the option.
+# The storage format for new database files, passed to DuckDB as
+# config={"storage_compatibility_version": DEFAULT_STORAGE_VERSION} or as
+# ATTACH ... (STORAGE_VERSION ...). By default duckdb 2.0.1 writes storage format 69, which the
+# DuckDB 1.5.6 client rejects ("can only read versions between 64 and 68"), and PyPI has no 2.x
+# client. Files written by duckdb 2.0.1 with "v1.5.0", "v1.5.6" or "v1.4.0" open in the 1.5.6
+# client with their tables, typed macros and lambdas, while "v1.3.0" and older reject the typed
+# macro parameters. "v1.4.0" could not be checked against a 1.4 client, so vsql uses "v1.5.0",
+# which the option defines as readable by DuckDB 1.5.0 and later. The version is recorded in the
+# file: later writes by connections opened without the option keep the file readable.
 DEFAULT_STORAGE_VERSION = "v1.5.0"
 
 
@@ -80,9 +82,15 @@ def _bits(arg: str) -> str:
 
 
 def _same_length(length_a: str, length_b: str, message: str, value: str) -> str:
-    """Return SQL that raises ``message {length_a} and {length_b}`` when the lengths differ."""
+    """Return SQL that raises ``message {length_a} and {length_b}`` when the lengths differ.
+
+    A NULL argument gives a NULL length and so a NULL result before ``value`` is reached: DuckDB
+    2.0.1's list_distance raises "can not contain NULL values" on a NULL array row otherwise,
+    because it reads the row's child elements even though the row itself is NULL.
+    """
     return (
-        f"CASE WHEN {length_a} <> {length_b} "
+        f"CASE WHEN {length_a} IS NULL OR {length_b} IS NULL THEN NULL "
+        f"WHEN {length_a} <> {length_b} "
         f"THEN error(format('{message} {{}} and {{}}', {length_a}, {length_b})) "
         f"ELSE {value} END"
     )
@@ -96,12 +104,21 @@ def _vector_pair(native_function: str) -> str:
 
 
 def _cosine_distance() -> str:
-    # DuckDB orders NaN above every number, so NaN > 2 is true: the NaN of a zero vector is let
-    # through before the upper clamp. greatest() and least() would turn NULL into a bound, hence
-    # the CASE. The one-element list names the distance `d` so that it is computed once per row.
+    # The native distance of a zero vector is NaN in DuckDB 2.0 but 2 in the 1.5 client, which
+    # clamps the NaN similarity to -1. So results of 2 or more (NaN too, because DuckDB orders NaN
+    # above every number) become NULL, and COALESCE, which evaluates its second argument only for
+    # those rows, separates zero vectors (NaN) from opposite vectors (2).
+    # The one-element list names the distance `d` so that it is computed once per row.
     distance = _vector_pair("list_cosine_distance")
-    clamped = "CASE WHEN d < 0.0 THEN 0.0 WHEN d > 2.0 AND NOT isnan(d) THEN 2.0 ELSE d END"
-    return f"list_transform([{distance}], lambda d: {clamped})[1]"
+    below_two = "CASE WHEN d < 0.0 THEN 0.0 WHEN d >= 2.0 THEN NULL ELSE d END"
+    clamped = f"list_transform([{distance}], lambda d: {below_two})[1]"
+    a, b = _vector("a"), _vector("b")
+    at_least_two = (
+        f"CASE WHEN a IS NULL OR b IS NULL THEN NULL "
+        f"WHEN list_dot_product({a}, {a}) = 0 OR list_dot_product({b}, {b}) = 0 "
+        f"THEN CAST('nan' AS DOUBLE) ELSE 2.0 END"
+    )
+    return f"COALESCE({clamped}, {at_least_two})"
 
 
 def _l1_distance() -> str:
@@ -109,7 +126,8 @@ def _l1_distance() -> str:
     # about 11 times slower than l2_distance. A lambda that indexes b[i] instead is slower still
     # when b is a column, because the captured list is re-read for every element.
     a, b = _vector("a"), _vector("b")
-    value = f"CAST(list_sum(list_transform(list_zip({a}, {b}), lambda p: abs(p[1] - p[2]))) AS DOUBLE)"
+    pairs = f"list_zip({a}, {b})"
+    value = f"CAST(list_sum(list_transform({pairs}, lambda p: abs(p[1] - p[2]))) AS DOUBLE)"
     return _same_length(f"len({a})", f"len({b})", "different vector dimensions", value)
 
 
@@ -134,7 +152,7 @@ def _bit_pair(value_of_bits: str) -> str:
     return _same_length(f"bit_length({a})", f"bit_length({b})", "different bit lengths", value)
 
 
-# Macro name -> parameter lists and bodies, as written after CREATE MACRO name.
+# Macro name -> parameter list and body, as written after CREATE MACRO name.
 _MACROS: dict[str, str] = {
     "l2_distance": f"(a, b) AS {_vector_pair('list_distance')}",
     "inner_product": f"(a, b) AS {_vector_pair('list_inner_product')}",
@@ -164,8 +182,11 @@ def install_functions(con: duckdb.DuckDBPyConnection, *, temporary: bool = False
 
     With ``temporary=True`` the macros are TEMP macros, which last for this connection only and
     work on a database opened read-only. Otherwise they are stored in the database's catalog.
+    Each macro gets the comment ``vsql {FUNCTIONS_VERSION}``, which shows in duckdb_functions()
+    which version of the definitions a file contains.
     """
     kind = "TEMP MACRO" if temporary else "MACRO"
     logger.debug("installing %d SQL functions (version %d)", len(_MACROS), FUNCTIONS_VERSION)
     for name, definition in _MACROS.items():
         con.execute(f"CREATE OR REPLACE {kind} {name}{definition}")
+        con.execute(f"COMMENT ON MACRO {name} IS 'vsql {FUNCTIONS_VERSION}'")

@@ -28,9 +28,16 @@ VECTOR_COLUMN_TYPE = re.compile(r"^(FLOAT|DOUBLE)\[(\d+)\]$", re.IGNORECASE)
 
 def _result(columns: dict[str, pa.Array]) -> tuple[list[tuple], pa.Table]:
     table = pa.table(columns)
-    description = [(name, str(table.schema.field(name).type).upper(), None, None, None, None, None)
+    description = [(name, _sql_type(table.schema.field(name).type), None, None, None, None, None)
                    for name in table.column_names]
     return description, table
+
+
+def _sql_type(arrow_type: pa.DataType) -> str:
+    """Return the DuckDB name of an Arrow type, for ``cursor.description``."""
+    names = {pa.string(): "VARCHAR", pa.large_string(): "VARCHAR", pa.int64(): "BIGINT",
+             pa.int32(): "INTEGER", pa.float64(): "DOUBLE", pa.float32(): "FLOAT", pa.bool_(): "BOOLEAN"}
+    return names.get(arrow_type, str(arrow_type).upper())
 
 
 def _column_type(connection: Connection, schema: str, table: str, column: str) -> tuple[str, str, str]:
@@ -172,15 +179,14 @@ def with_index_listing(sql: str):
 
     def run(connection: Connection, parameters: Any):
         connection.indexes.refresh_listing()
-        cursor = connection.send(sql, parameters)
-        return _result_of(cursor)
+        return _result({name: column for name, column in
+                        zip(*_columns(connection.query_arrow(sql, parameters)))})
 
     return run
 
 
-def _result_of(cursor) -> tuple[list[tuple], pa.Table]:
-    description = cursor.description
-    return description, cursor.to_arrow_table()
+def _columns(table: pa.Table) -> tuple[list[str], list[pa.ChunkedArray]]:
+    return table.column_names, table.columns
 
 
 def explain_plan(inner: Plan, analyze: bool) -> Plan:

@@ -48,6 +48,9 @@ class Connection:
         self.in_transaction = False
         self._closed = False
         self._active: Cursor | None = None
+        # DuckDB's Python client draws a progress bar into stdout during long queries, which
+        # corrupts piped results; vsql shows its own progress for index builds.
+        self.send("SET enable_progress_bar = false")
         self._install_functions()
         self.indexes = IndexManager(self)
         self.planner = Planner(self)

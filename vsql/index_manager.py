@@ -180,7 +180,8 @@ class ManagedIndex:
                                  self.excluded_is_null[kept_excluded])
             self._reset_excluded(*previous_excluded)
             self._add_rows(rowids[new_rows], hashes[new_rows], len(rowids))
-            self._add_excluded(rowids[is_null], hashes[is_null], np.ones(int(is_null.sum()), dtype=bool))
+            new_null = np.flatnonzero(~claimed & is_null)
+            self._add_excluded(rowids[new_null], hashes[new_null], np.ones(len(new_null), dtype=bool))
         self.changes_since_persist += len(gone) + len(new_rows)
         self._lookup = None
         self.dirty = False
@@ -305,43 +306,26 @@ class ManagedIndex:
         self.changes_since_persist = 0
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """Return everything :meth:`load` needs besides the table's own vectors."""
+        """Return everything :meth:`load` needs: kernel arrays, rows and rowid bookkeeping.
+
+        The prepared rows are stored too, as pgvector and DuckDB's vss store vectors in their
+        index pages: another client may delete or change rows while vsql is away, and the graph
+        still needs the old vectors to navigate until those nodes are retired.
+        """
         arrays = {f"kernel.{key}": value for key, value in self.kernel.to_arrays().items()}
+        arrays["xb"] = np.ascontiguousarray(self.kernel.rows(np.arange(len(self.node_rowids))))
         arrays["node_rowids"] = self.node_rowids
         arrays["node_hashes"] = self.node_hashes
-        # Tombstoned rows are gone from the table, but the graph still walks through them.
-        dead = np.flatnonzero(self.node_rowids < 0)
-        arrays["dead_ids"] = dead
-        arrays["dead_vectors"] = (self._kernel_rows()[dead] if len(dead)
-                                  else np.empty((0, self.definition.dims), np.float32))
         return arrays
 
-    def _kernel_rows(self) -> np.ndarray:
-        return self.kernel.xb
-
     def load(self) -> bool:
-        """Load the stored arrays and the vectors from the table; return False when none are stored."""
+        """Load the stored index; return False when none is stored. The next sync() checks it."""
         arrays = persistence.read_arrays(self.connection, self.name)
         if "node_rowids" not in arrays:
             return False
-        node_rowids, node_hashes = arrays["node_rowids"], arrays["node_hashes"]
-        rowids, hashes, is_null = self._scan_hashes()
-        xb = np.zeros((len(node_rowids), self.definition.dims), dtype=np.float32)
-        live = np.flatnonzero(node_rowids >= 0)
-        if len(live):
-            position = np.minimum(np.searchsorted(rowids, node_rowids[live]), max(len(rowids) - 1, 0))
-            present = (len(rowids) > 0) & (rowids[position] == node_rowids[live]) if len(rowids) else np.zeros(len(live), bool)
-            found = live[present]
-            if len(found):
-                vectors = self._fetch_vectors(node_rowids[found], len(rowids))
-                xb[found] = metrics.prepare_rows(self.definition.metric, vectors)[0]
-            # Rows that vanished while the index was closed: the hash check in sync() retires them.
-        dead = arrays["dead_ids"]
-        if len(dead):
-            xb[dead] = arrays["dead_vectors"]
         kernel_arrays = {key[len("kernel."):]: value for key, value in arrays.items() if key.startswith("kernel.")}
-        self.kernel = _kernel_class(self.definition.method).from_arrays(kernel_arrays, xb)
-        self.node_rowids, self.node_hashes = node_rowids, node_hashes
+        self.kernel = _kernel_class(self.definition.method).from_arrays(kernel_arrays, arrays["xb"])
+        self.node_rowids, self.node_hashes = arrays["node_rowids"], arrays["node_hashes"]
         self.dirty = True
         return True
 
@@ -371,28 +355,36 @@ class ManagedIndex:
             return "exact"
         return "filtered"
 
-    def search(self, q: np.ndarray | None, k: int, allowed_rowids: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-        """Return rowids and exact distances of the ``k`` rows nearest ``q``, best first.
+    def search(self, q: np.ndarray | None, k: int,
+               allowed_rowids: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Return rowids, exact distances and NULL flags of the ``k`` rows nearest ``q``, best first.
 
         Every excluded row (NULL vector, or zero vector under cosine) that passes the filter is
         appended with distance NULL or NaN, so DuckDB's exact ORDER BY places it where exact
-        search would: NaN sorts after every number and NULL after NaN.
+        search would: NaN sorts after every number and NULL after NaN. A NULL query, or a zero
+        query under cosine, has no nearest rows: exact search gives every row the same NULL or
+        NaN distance, so any ``k`` matching rows are a correct answer.
         """
         metric = metrics.METRIC_CODES[self.definition.metric]
-        nodes: np.ndarray
-        distances: np.ndarray
-        if q is None or self.kernel is None or len(self.node_rowids) == 0:
-            nodes, distances = np.empty(0, np.int64), np.empty(0, np.float64)
-        else:
+        query = None
+        if q is not None:
             prepared, indexable = metrics.prepare_rows(self.definition.metric, q.astype(np.float32))
-            query = prepared[0]
-            if not indexable[0]:
-                nodes, distances = np.empty(0, np.int64), np.empty(0, np.float64)
-            else:
-                nodes, distances = self._search_nodes(metric, query, k, allowed_rowids)
-        rowids = self.node_rowids[nodes]
-        extra_rowids, extra_distances = self._excluded_rows(q, k - len(nodes), allowed_rowids)
-        return np.concatenate([rowids, extra_rowids]), np.concatenate([distances, extra_distances])
+            query = prepared[0] if indexable[0] else None
+        if query is None or self.kernel is None:
+            nodes = self._any_nodes(k, allowed_rowids)
+            distances = np.full(len(nodes), np.nan)
+            null = np.full(len(nodes), q is None)
+        else:
+            nodes, distances = self._search_nodes(metric, query, k, allowed_rowids)
+            null = np.zeros(len(nodes), dtype=bool)
+        extra_rowids, extra_null = self._excluded_rows(k - len(nodes), allowed_rowids)
+        return (np.concatenate([self.node_rowids[nodes], extra_rowids]),
+                np.concatenate([distances, np.full(len(extra_rowids), np.nan)]),
+                np.concatenate([null, extra_null | (q is None)]))
+
+    def _any_nodes(self, k: int, allowed_rowids: np.ndarray | None) -> np.ndarray:
+        nodes = self.allowed_nodes(allowed_rowids) if allowed_rowids is not None else np.flatnonzero(self.node_rowids >= 0)
+        return nodes[:k]
 
     def _search_nodes(self, metric: int, query: np.ndarray, k: int, allowed_rowids):
         kernel = self.kernel
@@ -405,31 +397,29 @@ class ManagedIndex:
         else:
             allowed = self.allowed_nodes(allowed_rowids)
             if self.choose_strategy(len(allowed)) == "exact":
-                order, proxies = metrics.brute_force(metric, self._kernel_rows(), allowed, query, k)
+                rows = np.ascontiguousarray(kernel.rows(allowed))
+                order, proxies = metrics.brute_force(metric, rows, np.arange(len(allowed)), query, k)
                 nodes = allowed[order]
             else:
                 mask = np.zeros(len(self.node_rowids), dtype=bool)
                 mask[allowed] = True
                 nodes, proxies = kernel.search(query, k, allowed=mask, **options)
         nodes = np.asarray(nodes, dtype=np.int64)
-        # Recompute exact distances of the results: PQ proxies are approximate.
-        xb = self._kernel_rows()
-        exact = np.array([metrics.proxy_distance(metric, xb[node], query) for node in nodes], dtype=np.float32)
-        order = np.argsort(exact, kind="stable")
-        return nodes[order], metrics.proxy_to_distance(metric, exact[order])
+        # Exact distances of the results, whatever proxies the kernel ranked them by.
+        distances = metrics.sql_distances(metric, np.ascontiguousarray(kernel.rows(nodes)), query)
+        order = np.argsort(distances, kind="stable")
+        return nodes[order], distances[order]
 
-    def _excluded_rows(self, q, missing: int, allowed_rowids) -> tuple[np.ndarray, np.ndarray]:
-        if len(self.excluded_rowids) == 0:
-            return np.empty(0, np.int64), np.empty(0, np.float64)
+    def _excluded_rows(self, missing: int, allowed_rowids) -> tuple[np.ndarray, np.ndarray]:
+        """Return the excluded rows a result must carry, and which of them have a NULL vector."""
         rowids, is_null = self.excluded_rowids, self.excluded_is_null
-        if allowed_rowids is not None:
+        if allowed_rowids is not None and len(rowids):
             keep = np.isin(rowids, allowed_rowids)
             rowids, is_null = rowids[keep], is_null[keep]
         # NaN rows (zero vectors under cosine) sort first under DESC, so they always come back;
         # NULL rows sort last either way and are needed only to fill a short result.
         take = ~is_null if missing <= 0 else np.ones(len(rowids), dtype=bool)
-        distances = np.where(is_null[take], np.nan, np.nan)
-        return rowids[take], distances.astype(np.float64)
+        return rowids[take], is_null[take]
 
 
 class IndexManager:
@@ -628,20 +618,19 @@ class IndexManager:
                            if allowed_value.is_valid else np.empty(0, np.int64))
             if q is not None and len(q) != index.definition.dims:
                 raise ValueError(f"expected {index.definition.dims} dimensions, not {len(q)}")
-            rowids, distances = index.search(q, int(ks[row]), allowed)
-            results.append({"vsql_rowid": rowids, "vsql_distance": distances})
+            results.append(index.search(q, int(ks[row]), allowed))
         return _to_arrow(results)
 
 
-def _to_arrow(results: list[dict]) -> pa.Array:
-    offsets = [0]
-    for result in results:
-        offsets.append(offsets[-1] + len(result["vsql_rowid"]))
-    rowids = np.concatenate([r["vsql_rowid"] for r in results]) if results else np.empty(0, np.int64)
-    distances = np.concatenate([r["vsql_distance"] for r in results]) if results else np.empty(0)
+def _to_arrow(results: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> pa.Array:
+    """Pack per-row search results into DuckDB's LIST(STRUCT(vsql_rowid, vsql_distance))."""
+    offsets = np.zeros(len(results) + 1, dtype=np.int32)
+    offsets[1:] = np.cumsum([len(rowids) for rowids, _, _ in results])
+    rowids = np.concatenate([r[0] for r in results]) if results else np.empty(0, np.int64)
+    distances = np.concatenate([r[1] for r in results]) if results else np.empty(0)
+    null = np.concatenate([r[2] for r in results]) if results else np.empty(0, bool)
     struct = pa.StructArray.from_arrays(
-        [pa.array(rowids, pa.int64()), pa.array(distances, pa.float64(), from_pandas=False)],
+        [pa.array(rowids, pa.int64()), pa.array(distances, pa.float64(), mask=null)],
         names=["vsql_rowid", "vsql_distance"],
     )
     return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), struct)
-

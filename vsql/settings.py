@@ -57,7 +57,7 @@ SETTINGS: dict[str, Setting] = {
         Setting("hnsw.ef_search", 40, 1, 1000, "candidate list size of an HNSW search"),
         Setting("ivfflat.probes", 1, 1, 32768, "inverted lists an IVF-Flat search scans"),
         Setting("ivfpq.probes", 8, 1, 32768, "inverted lists an IVF-PQ search scans"),
-        Setting("ivfpq.rerank", 100, 0, 100000, "PQ candidates re-ranked by exact distance"),
+        Setting("ivfpq.rerank", 200, 0, 100000, "PQ candidates re-ranked by exact distance"),
         Setting("vsql.enable_index_scan", True, description="use vector indexes for kNN queries"),
     )
 }

@@ -40,12 +40,23 @@ PROMPT = "vsql> "
 CONTINUATION_PROMPT = "   ...> "
 HISTORY_LENGTH = 10_000
 
-# Statements whose one-column 'Count' or 'Success' result is a real query result; the same
-# column from any other statement only reports what DDL or DML did, and DuckDB 1.5.6's CLI
-# prints nothing for it.
+# First keywords of statements whose one-column 'Count' or 'Success' result is a query result.
+# From any other statement that column only reports what DDL or DML did, so the shell prints
+# nothing for it, as DuckDB 1.5.6's CLI does.
 _QUERY_KEYWORDS = {
-    "SELECT", "WITH", "FROM", "VALUES", "TABLE", "SHOW", "DESCRIBE", "DESC", "SUMMARIZE",
-    "EXPLAIN", "PRAGMA", "CALL", "(",
+    "SELECT",
+    "WITH",
+    "FROM",
+    "VALUES",
+    "TABLE",
+    "SHOW",
+    "DESCRIBE",
+    "DESC",
+    "SUMMARIZE",
+    "EXPLAIN",
+    "PRAGMA",
+    "CALL",
+    "(",
 }
 _STATUS_COLUMNS = {"Count", "Success"}
 _EXPLAIN_COLUMNS = ["explain_key", "explain_value"]
@@ -195,12 +206,21 @@ class Shell:
         self.read_only = options.read_only
         self.database = options.database
         self.connection: Connection | None = None
+        self.interactive = False  # reading from a terminal: see `main`
 
     # -- connection ------------------------------------------------------------------------
 
     def open(self, database: str) -> None:
         """Open ``database`` (closing the current one only once the new one is open)."""
+        # DuckDB's progress bar writes to standard output, where it would corrupt results that
+        # go to a pipe or a file, so it stays on only when the shell is interactive.
         connection = vsql.connect(database, read_only=self.read_only)
+        if not self.interactive:
+            try:
+                connection.execute("SET enable_progress_bar = false").close()
+            except vsql.Error:
+                connection.close()
+                raise
         self.close()
         self.connection = connection
         self.database = database
@@ -222,9 +242,11 @@ class Shell:
         if isinstance(error, (vsql.Error, CommandError)):
             self.report(str(error))
         elif isinstance(error, OSError):
-            self.report(f"{error.strerror or error}: {error.filename}" if error.filename else str(error))
+            self.report(
+                f"{error.strerror or error}: {error.filename}" if error.filename else str(error)
+            )
         else:
-            # A bug in vsql: keep the shell alive, and keep the traceback for `-v`-style logging.
+            # A bug in vsql: the shell goes on, and the traceback goes to the debug log.
             log.debug("unexpected error", exc_info=error)
             self.report(f"internal error: {type(error).__name__}: {error}")
 
@@ -270,6 +292,8 @@ class Shell:
                 except KeyboardInterrupt:
                     self.report("interrupted")
                     return False
+                except BrokenPipeError:
+                    raise  # the reader of the output is gone (`vsql ... | head`): stop quietly
                 except Exception as error:  # noqa: BLE001 - the shell reports and goes on
                     self._report_exception(error)
                     return False
@@ -343,7 +367,7 @@ class Shell:
             return False
         try:
             command.handler(self, arguments)
-        except QuitShell:
+        except (QuitShell, BrokenPipeError):
             raise
         except _AlreadyReported:
             return False
@@ -400,10 +424,12 @@ class Shell:
     def repl(self) -> int:
         """Read statements from the terminal until ``.quit`` or end of input (Ctrl-D)."""
         history = _History()
-        self.stdout.write(f"{version_text()}\nEnter \".help\" for usage hints.\n")
+        self.stdout.write(f'{version_text()}\nEnter ".help" for usage hints.\n')
         if self.database in (":memory:", ""):
-            self.stdout.write("Connected to a transient in-memory database.\n"
-                              "Use \".open FILENAME\" to reopen on a persistent database.\n")
+            self.stdout.write(
+                "Connected to a transient in-memory database.\n"
+                'Use ".open FILENAME" to reopen on a persistent database.\n'
+            )
         self.stdout.flush()
         buffer: list[str] = []
         try:
@@ -578,25 +604,41 @@ COMMANDS: dict[str, Command] = {
     "echo": Command(Shell.command_echo, "on|off", "print each statement before running it"),
     "exit": Command(Shell.command_exit, "[CODE]", "exit the shell with status CODE (default 0)"),
     "help": Command(Shell.command_help, "", "list the dot commands"),
-    "indexes": Command(Shell.command_indexes, "[TABLE]",
-                       "list the vector indexes (of TABLE), from vsql_indexes"),
-    "maxrows": Command(Shell.command_maxrows, "N",
-                       f"show at most N rows in box modes (default {DEFAULT_MAX_ROWS})"),
-    "maxwidth": Command(Shell.command_maxwidth, "N",
-                        "fit box tables in N characters; 0: the terminal width (default)"),
-    "mode": Command(Shell.command_mode, "MODE",
-                    "set the output mode: " + ", ".join(sorted(WRITERS))),
+    "indexes": Command(
+        Shell.command_indexes, "[TABLE]", "list the vector indexes (of TABLE), from vsql_indexes"
+    ),
+    "maxrows": Command(
+        Shell.command_maxrows, "N", f"show at most N rows in box modes (default {DEFAULT_MAX_ROWS})"
+    ),
+    "maxwidth": Command(
+        Shell.command_maxwidth,
+        "N",
+        "fit box tables in N characters; 0: the terminal width (default)",
+    ),
+    "mode": Command(
+        Shell.command_mode, "MODE", "set the output mode: " + ", ".join(sorted(WRITERS))
+    ),
     "once": Command(Shell.command_once, "FILE", "write the next result to FILE"),
-    "open": Command(Shell.command_open, "[FILE]",
-                    "close this database and open FILE (default: a new in-memory one)"),
-    "output": Command(Shell.command_output, "[FILE]",
-                      "write results to FILE; without FILE, to standard output"),
+    "open": Command(
+        Shell.command_open,
+        "[FILE]",
+        "close this database and open FILE (default: a new in-memory one)",
+    ),
+    "output": Command(
+        Shell.command_output, "[FILE]", "write results to FILE; without FILE, to standard output"
+    ),
     "quit": Command(Shell.command_quit, "", "exit the shell"),
     "read": Command(Shell.command_read, "FILE", "run the SQL and dot commands in FILE"),
-    "schema": Command(Shell.command_schema, "[TABLE]",
-                      "print the CREATE statements of the tables and views (or of TABLE)"),
-    "tables": Command(Shell.command_tables, "[PATTERN]",
-                      "list the tables and views (whose names match the LIKE PATTERN)"),
+    "schema": Command(
+        Shell.command_schema,
+        "[TABLE]",
+        "print the CREATE statements of the tables and views (or of TABLE)",
+    ),
+    "tables": Command(
+        Shell.command_tables,
+        "[PATTERN]",
+        "list the tables and views (whose names match the LIKE PATTERN)",
+    ),
     "timer": Command(Shell.command_timer, "on|off", "print the run time of each statement"),
 }
 
@@ -658,6 +700,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     shell = Shell(options, stdout, stderr)
+    shell.interactive = not options.commands and sys.stdin.isatty() and stdout.isatty()
     try:
         shell.open(options.database)
     except vsql.Error as error:
@@ -670,6 +713,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         shell.report("interrupted")
         return 130
+    except BrokenPipeError:
+        # Point standard output at /dev/null so that the flush at exit does not fail again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stdout.fileno())
+        return 1
     finally:
         shell._close_output()
         try:

@@ -25,7 +25,7 @@ from typing import Any, NamedTuple, TextIO
 
 import numpy as np
 
-# DuckDB's CLI shows integer types by their width; every other type name is shown in lower case.
+# DuckDB's CLI shows integer types by their width and every other type name in lower case.
 _INTEGER_NAMES = {
     "TINYINT": "int8",
     "SMALLINT": "int16",
@@ -131,7 +131,9 @@ def _interval_text(value: datetime.timedelta) -> str:
 
 def _blob_text(value: bytes) -> str:
     """Format a BLOB as DuckDB does: printable ASCII as is, other bytes as ``\\xNN``."""
-    return "".join(chr(byte) if 32 <= byte < 127 and byte != 92 else f"\\x{byte:02X}" for byte in value)
+    return "".join(
+        chr(byte) if 32 <= byte < 127 and byte != 92 else f"\\x{byte:02X}" for byte in value
+    )
 
 
 def value_text(value: Any, float32: bool = False) -> str:
@@ -166,8 +168,17 @@ def value_text(value: Any, float32: bool = False) -> str:
     return str(value)
 
 
+_FAST_TEXT: dict[type, Any] = {
+    str: str,
+    int: int.__repr__,
+    float: float.__repr__,
+    type(None): lambda value: "NULL",
+    bool: lambda value: "true" if value else "false",
+}
+
+
 def json_value(value: Any, float32: bool = False) -> Any:
-    """Convert one value for ``json.dumps``: lists stay arrays, dates and decimals become strings."""
+    """Convert a value for ``json.dumps``: lists stay arrays, dates and decimals become strings."""
     if value is None or isinstance(value, (bool, int, str)):
         return value
     if isinstance(value, float):
@@ -196,7 +207,7 @@ def text_width(text: str) -> int:
 
 
 def truncate(text: str, width: int) -> str:
-    """Cut ``text`` to ``width`` cells, ending with an ellipsis; a list keeps whole elements."""
+    """Cut ``text`` to ``width`` cells, ending with an ellipsis. A list keeps whole elements."""
     if text_width(text) <= width:
         return text
     if text.startswith("[") and text.endswith("]"):
@@ -240,7 +251,16 @@ class ResultWriter:
         """Write what the mode writes after the last row."""
 
     def row_texts(self, row: Sequence[Any]) -> list[str]:
-        return [value_text(value, column.float32) for value, column in zip(row, self.columns)]
+        texts = []
+        for value, column in zip(row, self.columns, strict=True):
+            # The common scalar types skip value_text's isinstance chain: the csv, json and
+            # line modes format every row of a result.
+            fast = _FAST_TEXT.get(type(value))
+            if fast is not None and not (column.float32 and type(value) is float):
+                texts.append(fast(value))
+            else:
+                texts.append(value_text(value, column.float32))
+        return texts
 
 
 class CsvWriter(ResultWriter):
@@ -280,7 +300,7 @@ class JsonWriter(ResultWriter):
         for row in rows:
             record = {
                 name: json_value(value, column.float32)
-                for name, value, column in zip(names, row, self.columns)
+                for name, value, column in zip(names, row, self.columns, strict=True)
             }
             prefix = "" if self.first else ",\n"
             parts.append(prefix + json.dumps(record, ensure_ascii=False, separators=(",", ":")))
@@ -307,7 +327,10 @@ class LineWriter(ResultWriter):
             if not self.first:
                 parts.append("\n")
             self.first = False
-            parts.extend(label + text + "\n" for label, text in zip(self.labels, self.row_texts(row)))
+            parts.extend(
+                label + text + "\n"
+                for label, text in zip(self.labels, self.row_texts(row), strict=True)
+            )
         self.out.write("".join(parts))
 
 
@@ -323,17 +346,22 @@ class MarkdownWriter(ResultWriter):
         self.widths: list[int] | None = None
 
     def _cells(self, row: Sequence[Any]) -> list[str]:
-        return [text.replace("|", "\\|").translate(_CONTROL_ESCAPES) for text in self.row_texts(row)]
+        return [
+            text.replace("|", "\\|").translate(_CONTROL_ESCAPES) for text in self.row_texts(row)
+        ]
 
     def _write_header(self, first_rows: list[list[str]]) -> None:
         self.widths = [
             max([text_width(column.name)] + [text_width(cells[i]) for cells in first_rows])
             for i, column in enumerate(self.columns)
         ]
-        names = [_center(column.name, width) for column, width in zip(self.columns, self.widths)]
+        names = [
+            _center(column.name, width)
+            for column, width in zip(self.columns, self.widths, strict=True)
+        ]
         rules = [
             "-" * (width + 1) + ":" if column.numeric else "-" * (width + 2)
-            for column, width in zip(self.columns, self.widths)
+            for column, width in zip(self.columns, self.widths, strict=True)
         ]
         self.out.write("| " + " | ".join(names) + " |\n")
         self.out.write("|" + "|".join(rules) + "|\n")
@@ -344,8 +372,12 @@ class MarkdownWriter(ResultWriter):
             self._write_header(batch)
         assert self.widths is not None
         lines = (
-            "| " + " | ".join(_align(text, width, right=False)
-                              for text, width in zip(cells, self.widths)) + " |\n"
+            "| "
+            + " | ".join(
+                _align(text, width, right=False)
+                for text, width in zip(cells, self.widths, strict=True)
+            )
+            + " |\n"
             for cells in batch
         )
         self.out.write("".join(lines))
@@ -414,7 +446,7 @@ class DuckboxWriter(ResultWriter):
         if self.row_count == 0:
             footer.append("0 rows")
         elif bottom or self.row_count > len(top):
-            footer += [f"{self.row_count:,} rows", f"({len(top) + len(bottom):,} shown)"]
+            footer += [f"{self.row_count} rows", f"({len(top) + len(bottom)} shown)"]
             if len(self.columns) > 1:
                 footer[0] += f"\t{len(self.columns)} columns"
         table = BoxTable(self.columns, show_types=self.show_types, align_numbers=self.align_numbers)
@@ -482,15 +514,23 @@ class BoxTable:
             fitted[hidden] = None
         return fitted
 
-    def render(self, top: list[list[str]], bottom: list[list[str]], has_gap: bool,
-               footer: list[str], max_width: int | None) -> str:
+    def render(
+        self,
+        top: list[list[str]],
+        bottom: list[list[str]],
+        has_gap: bool,
+        footer: list[str],
+        max_width: int | None,
+    ) -> str:
         rows = [[text.translate(_CONTROL_ESCAPES) for text in cells] for cells in top + bottom]
         widths: list[int | None] = list(self._natural_widths(rows))
         if max_width is not None:
             widths = self._fit([w for w in widths if w is not None], max_width)
         hidden_count = widths.count(None)
         if hidden_count:
-            footer = footer + [f"{len(self.columns)} columns ({len(self.columns) - hidden_count} shown)"]
+            footer = footer + [
+                f"{len(self.columns)} columns ({len(self.columns) - hidden_count} shown)"
+            ]
         layout = self._layout(widths)
         # The footer lines must fit under the table, as in DuckDB: widen the last column if not.
         needed = max((text_width(line.replace("\t", "  ")) + 4 for line in footer), default=0)
@@ -513,7 +553,7 @@ class BoxTable:
         if has_gap:
             gap = [self._gap_cell(c, w) for _, w, c in layout]
             lines.extend(self._line(layout, gap) for _ in range(3))
-        for cells in rows[len(top):]:
+        for cells in rows[len(top) :]:
             lines.append(self._row(layout, cells))
         lines.append(self._rule("└", "┴", "┘", layout))
         lines.extend(self._footer_line(line, total, centered=len(layout) == 1) for line in footer)
@@ -521,8 +561,10 @@ class BoxTable:
 
     @staticmethod
     def _footer_line(text: str, total: int, centered: bool) -> str:
-        """Center a footer line under a one-column table, else indent it by two; a tab in it
-        separates a left part from a part right-aligned under the table's right edge."""
+        """Center a footer line under a one-column table, else indent it by two.
+
+        A tab in ``text`` separates a left part from a part right-aligned under the table's edge.
+        """
         left, _, right = text.partition("\t")
         if centered and not right:
             return _center(left, total).rstrip()
@@ -558,11 +600,16 @@ class BoxTable:
 
     @staticmethod
     def _line(layout: list[tuple[int, int, Column | None]], texts: list[str]) -> str:
-        padded = [_align(text, width, right=False) for text, (_, width, _) in zip(texts, layout)]
+        padded = [
+            _align(text, width, right=False)
+            for text, (_, width, _) in zip(texts, layout, strict=True)
+        ]
         return "│ " + " │ ".join(padded) + " │"
 
     @staticmethod
-    def _rule(left: str, middle: str, right: str, layout: list[tuple[int, int, Column | None]]) -> str:
+    def _rule(
+        left: str, middle: str, right: str, layout: list[tuple[int, int, Column | None]]
+    ) -> str:
         return left + middle.join("─" * (width + 2) for _, width, _ in layout) + right
 
 
@@ -577,8 +624,12 @@ WRITERS: dict[str, type[ResultWriter]] = {
 }
 
 
-def render_to_string(writer_class: type[ResultWriter], description: Sequence[tuple],
-                     rows: Sequence[Sequence[Any]], **options: Any) -> str:
+def render_to_string(
+    writer_class: type[ResultWriter],
+    description: Sequence[tuple],
+    rows: Sequence[Sequence[Any]],
+    **options: Any,
+) -> str:
     """Render a whole result with one writer and return the text (for tests and short results)."""
     out = io.StringIO()
     writer = writer_class(out, **options)
