@@ -16,7 +16,8 @@ import duckdb
 import numpy as np
 import pytest
 
-from udfs.sql_functions import DEFAULT_STORAGE_VERSION, FUNCTION_NAMES, install_functions
+import vsql
+from udfs.sql_functions import FUNCTION_NAMES, install_functions
 
 
 def find_cli() -> str | None:
@@ -37,11 +38,8 @@ SEED = 20240607
 
 
 def open_database(path: Path):
-    """Open `path` as vsql will: a new file in DEFAULT_STORAGE_VERSION, with the functions."""
-    config = {"storage_compatibility_version": DEFAULT_STORAGE_VERSION}
-    con = duckdb.connect(str(path), config=config)
-    install_functions(con)
-    return con
+    """Open `path` through vsql: new files get DEFAULT_STORAGE_VERSION and the functions."""
+    return vsql.connect(str(path))
 
 
 def run_cli(path: Path, sql: str) -> subprocess.CompletedProcess:

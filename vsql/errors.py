@@ -90,8 +90,14 @@ _PGVECTOR_WORDINGS: list[tuple[re.Pattern[str], str]] = [
         "different vector dimensions",
     ),
     (
-        re.compile(r"list_\w+: list dimensions must be equal, got left length (\d+) and right length (\d+)"),
+        re.compile(r"list_\w+: list dimensions must be equal, got left length '?(\d+)'? and right length '?(\d+)'?"),
         "different vector dimensions {0} and {1}",
+    ),
+    (re.compile(r"(different vector dimensions \d+ and \d+)"), "{0}"),
+    (re.compile(r"(different bit lengths \d+ and \d+)"), "{0}"),
+    (
+        re.compile(r"Unknown index type: (\w+)"),
+        'access method "{0}" does not exist; valid methods are hnsw, ivfflat, ivfpq and DuckDB\'s art',
     ),
 ]
 
