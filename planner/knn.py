@@ -114,9 +114,22 @@ def _column_of(table: exp.Table, node: exp.Expression) -> str | None:
 
 
 def _refers_to(table: exp.Table, node: exp.Expression) -> bool:
+    """True when ``node`` reads a column of ``table`` outside its own subqueries."""
     names = {table.alias_or_name.lower(), table.name.lower()}
     for column in node.find_all(exp.Column):
+        if _inside_subquery(column, node):
+            continue
         if not column.table or column.table.lower() in names:
+            return True
+    return False
+
+
+def _inside_subquery(column: exp.Column, node: exp.Expression) -> bool:
+    """True when a subquery lies between ``column`` and ``node`` (``node`` itself included)."""
+    parent = column
+    while parent is not None and parent is not node:
+        parent = parent.parent
+        if isinstance(parent, exp.Subquery):
             return True
     return False
 
@@ -196,8 +209,80 @@ def describe(match: KnnMatch, settings) -> str:
             f"({d.metric}, {short}={value}, k={match.k + match.offset})")
 
 
+def can_prefetch(match: KnnMatch) -> bool:
+    """True when the query vector and filter do not depend on an outer row.
+
+    Such a search runs in Python before DuckDB sees the statement, and its results reach DuckDB
+    as two list parameters: that avoids calling a Python function from inside DuckDB's
+    execution, which costs several milliseconds per query. A correlated search (``LATERAL``, or a
+    query vector taken from an outer table) goes through the ``vsql_index_search`` function.
+    """
+    names = {match.table.alias_or_name.lower(), match.table.name.lower()}
+    if _outer_columns(match.query, set()):
+        return False
+    where = match.select.args.get("where")
+    return where is None or not _outer_columns(where.this, names)
+
+
+def _outer_columns(node: exp.Expression, own_names: set[str]) -> bool:
+    """True when ``node`` has a column, outside its subqueries, not qualified by ``own_names``.
+
+    Columns of a subquery are taken to be its own: a correlated subquery inside a filter is rare,
+    and DuckDB reports the unknown column if one slips through.
+    """
+    for column in node.find_all(exp.Column):
+        if _inside_subquery(column, node):
+            continue
+        if own_names and (not column.table or column.table.lower() in own_names):
+            continue
+        return True
+    return False
+
+
+def filter_query(match: KnnMatch) -> exp.Select | None:
+    """Return ``SELECT rowid FROM table WHERE <filter>`` for a filtered match, else None."""
+    where = match.select.args.get("where")
+    if where is None:
+        return None
+    alias = match.table.alias_or_name
+    return exp.select(exp.column("rowid", table=alias)).from_(match.table.copy()).where(where.this.copy())
+
+
+def _replace_distance(match: KnnMatch) -> None:
+    distance = exp.column("vsql_distance", table=KNN_ALIAS)
+    replacement = exp.Neg(this=distance) if match.negate else distance
+    target = match.distance
+    for node in list(match.select.find_all(type(target))):
+        if node == target and _in_projection_or_order(match.select, node):
+            node.replace(replacement.copy())
+
+
+def _join_candidates(match: KnnMatch, derived: exp.Expression) -> None:
+    alias = match.table.alias_or_name
+    match.select.join(
+        derived,
+        on=exp.EQ(this=exp.column("rowid", table=alias), expression=exp.column("vsql_rowid", table=KNN_ALIAS)),
+        copy=False,
+    )
+
+
+def rewrite_prefetched(match: KnnMatch, number: int) -> None:
+    """Rewrite the matched SELECT to join candidates passed as parameters ``$__vsql_rowids{n}``."""
+    rowids = exp.cast(exp.Placeholder(this=f"__vsql_rowids{number}"), exp.DataType.build("BIGINT[]", dialect="duckdb"))
+    distances = exp.cast(exp.Placeholder(this=f"__vsql_distances{number}"), exp.DataType.build("DOUBLE[]", dialect="duckdb"))
+    derived = exp.Subquery(
+        this=exp.select(
+            exp.alias_(exp.Anonymous(this="unnest", expressions=[rowids]), "vsql_rowid"),
+            exp.alias_(exp.Anonymous(this="unnest", expressions=[distances]), "vsql_distance"),
+        ),
+        alias=exp.TableAlias(this=exp.to_identifier(KNN_ALIAS)),
+    )
+    _replace_distance(match)
+    _join_candidates(match, derived)
+
+
 def rewrite_knn(match: KnnMatch) -> None:
-    """Rewrite the matched SELECT in place (see the module docstring)."""
+    """Rewrite the matched SELECT to call ``vsql_index_search`` inside DuckDB (see the module docstring)."""
     select, table = match.select, match.table
     alias = table.alias_or_name
     where = select.args.get("where")
@@ -220,17 +305,8 @@ def rewrite_knn(match: KnnMatch) -> None:
         search, exp.PropertyEQ(this=exp.to_identifier("recursive"), expression=exp.true()),
     ])
     derived = exp.Subquery(this=exp.select(unnest), alias=exp.TableAlias(this=exp.to_identifier(KNN_ALIAS)))
-    distance = exp.column("vsql_distance", table=KNN_ALIAS)
-    replacement = exp.Neg(this=distance) if match.negate else distance
-    target = match.distance
-    for node in list(select.find_all(type(target))):
-        if node == target and _in_projection_or_order(select, node):
-            node.replace(replacement.copy())
-    select.join(
-        derived,
-        on=exp.EQ(this=exp.column("rowid", table=alias), expression=exp.column("vsql_rowid", table=KNN_ALIAS)),
-        copy=False,
-    )
+    _replace_distance(match)
+    _join_candidates(match, derived)
 
 
 def _in_projection_or_order(select: exp.Select, node: exp.Expression) -> bool:

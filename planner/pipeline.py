@@ -22,7 +22,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
+import numpy as np
+
 from planner import knn
+from planner.parameters import BoundSql, compile_sql
 from planner.dialect import (
     CreateExtension,
     CreateVectorIndex,
@@ -34,7 +37,7 @@ from planner.dialect import (
     to_duckdb,
     uses_vsql_syntax,
 )
-from planner.vectors import validate_vector_literals
+from planner.vectors import parse_vector_text, validate_vector_literals
 
 if TYPE_CHECKING:
     from vsql.connection import Connection
@@ -42,10 +45,50 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("vsql")
 
-EXPLAIN_PREFIX = re.compile(r"^\s*EXPLAIN\s+(ANALYZE\s+|ANALYSE\s+)?", re.IGNORECASE)
+# EXPLAIN, after any leading comments (the shell keeps a script's comments with each statement).
+EXPLAIN_PREFIX = re.compile(
+    r"^(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*EXPLAIN\s+(ANALYZE\s+|ANALYSE\s+)?", re.IGNORECASE | re.DOTALL
+)
 READ_ONLY_KEYWORDS = {"select", "with", "from", "show", "describe", "summarize", "pragma", "values",
                       "table", "call", "explain", "set", "reset", "load", "install"}
 CACHE_SIZE = 512
+
+
+@dataclass
+class Prefetch:
+    """A kNN search vsql runs before sending the statement, whose results become parameters."""
+
+    number: int
+    index: ManagedIndex
+    k: int
+    query_parameter: int | None = None  # the query vector is this user parameter
+    query_value: np.ndarray | None = None  # or this literal
+    query_sql: BoundSql | None = None  # or the value of this statement
+    filter_sql: BoundSql | None = None  # rowids of the rows the WHERE clause keeps
+
+    def run(self, connection: Connection, parameters: Any) -> dict[str, Any]:
+        q = self._query_vector(connection, parameters)
+        allowed = None
+        if self.filter_sql is not None:
+            table = connection.query_arrow(self.filter_sql.sql, self.filter_sql.bind(parameters))
+            allowed = np.sort(table.column(0).to_numpy().astype(np.int64, copy=False))
+        rowids, distances, null = self.index.search(q, self.k, allowed)
+        values: Any = distances
+        if null.any():
+            values = [None if is_null else float(d) for d, is_null in zip(distances, null)]
+        return {f"__vsql_rowids{self.number}": rowids, f"__vsql_distances{self.number}": values}
+
+    def _query_vector(self, connection: Connection, parameters: Any) -> np.ndarray | None:
+        if self.query_value is not None:
+            return self.query_value
+        if self.query_parameter is not None:
+            value = parameters[self.query_parameter]
+        else:
+            rows = connection.send(self.query_sql.sql, self.query_sql.bind(parameters)).fetchall()
+            value = rows[0][0] if rows else None
+        if value is None:
+            return None
+        return np.asarray(value, dtype=np.float32)
 
 
 @dataclass
@@ -59,6 +102,8 @@ class Plan:
     transaction: str | None = None  # "begin", "commit" or "rollback"
     notes: list[str] = field(default_factory=list)  # vsql's plan, shown by EXPLAIN
     matches: list[knn.KnnMatch] = field(default_factory=list)
+    prefetch: list[Prefetch] = field(default_factory=list)
+    main: BoundSql | None = None  # with prefetches: ``sql`` and the source of each parameter
 
 
 def _table_key(table: exp.Table) -> str:
@@ -127,6 +172,11 @@ class Planner:
                 raise
             log.debug("sqlglot could not parse the statement, sending it unchanged: %s", error)
             return Plan(sql=text, written_tables=self._guess_writes(text))
+        except (IndexError, KeyError, TypeError, AttributeError, ValueError) as error:
+            # sqlglot itself failed on a statement it does not know (for example SHOW ALL):
+            # DuckDB gets the text unchanged and reports any real error itself.
+            log.debug("sqlglot failed on the statement (%r), sending it unchanged", error)
+            return Plan(sql=text, written_tables=self._guess_writes(text))
         if not trees or trees[0] is None:
             return Plan(sql=text)
         tree = trees[0]
@@ -145,16 +195,42 @@ class Planner:
             return plan
         validate_vector_literals(tree)
         changed = self._rewrite_knn(tree, plan)
-        plan.sql = to_duckdb(tree) if changed or uses_vsql_syntax(tree) else text
+        if plan.prefetch:
+            plan.main = compile_sql(tree)
+            plan.sql = plan.main.sql
+        else:
+            plan.sql = to_duckdb(tree) if changed or uses_vsql_syntax(tree) else text
         if plan.sql != text:
             log.debug("rewrote statement: %s", plan.sql)
         if isinstance(tree, exp.Drop) and (tree.args.get("kind") or "").upper() == "TABLE":
             plan.command = commands.drop_table(plan.sql, written_tables(tree) or set())
+        elif isinstance(tree, exp.Create) and tree.args.get("replace") and (tree.args.get("kind") or "").upper() == "TABLE":
+            plan.command = commands.replace_table(plan.sql, written_tables(tree) or set())
         elif isinstance(tree, exp.Alter):
             plan.command = commands.alter_table(plan.sql, tree)
         if any(t.name.lower() == "vsql_indexes" for t in tree.find_all(exp.Table)):
             plan.command = commands.with_index_listing(plan.sql)
         return plan
+
+    @staticmethod
+    def _prefetch(match: knn.KnnMatch, number: int) -> Prefetch:
+        prefetch = Prefetch(number, match.index, match.k + match.offset)
+        query = match.query
+        if isinstance(query, exp.Cast) and isinstance(query.this, exp.Placeholder):
+            query = query.this
+        if isinstance(query, exp.Paren):
+            query = query.this
+        if isinstance(query, exp.Placeholder):
+            prefetch.query_parameter = int(query.this) - 1
+        elif isinstance(query, exp.Literal) and query.is_string:
+            prefetch.query_value = parse_vector_text(query.this)
+        else:
+            cast = exp.cast(query.copy(), exp.DataType.build("DOUBLE[]", dialect="duckdb"))
+            prefetch.query_sql = compile_sql(exp.select(cast))
+        filter_tree = knn.filter_query(match)
+        if filter_tree is not None:
+            prefetch.filter_sql = compile_sql(filter_tree)
+        return prefetch
 
     def _guess_writes(self, text: str) -> set[str] | None:
         words = text.split(None, 1)
@@ -195,9 +271,14 @@ class Planner:
             matches.append(found)
         if not matches:
             return False
+        named = any(p.this is not None and not str(p.this).isdigit() for p in tree.find_all(exp.Placeholder))
         _numbered_placeholders(tree)
-        for match in matches:
-            knn.rewrite_knn(match)
+        for number, match in enumerate(matches):
+            if not named and knn.can_prefetch(match):
+                plan.prefetch.append(self._prefetch(match, number))
+                knn.rewrite_prefetched(match, number)
+            else:
+                knn.rewrite_knn(match)
             plan.notes.append(knn.describe(match, self.connection.settings))
             if match.index not in plan.indexes:
                 plan.indexes.append(match.index)

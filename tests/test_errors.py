@@ -152,3 +152,18 @@ def test_error_in_transaction_keeps_earlier_work_until_rollback(con):
     assert count(con) == 2
     con.execute("ROLLBACK")
     assert count(con) == 1
+
+
+def test_wrong_dimensions_in_text_literal(con):
+    with pytest.raises(vsql.DataError, match=r"^expected 3 dimensions, not 2$"):
+        con.execute("INSERT INTO items VALUES (2, '[1,2]')")
+    assert count(con) == 1
+
+
+def test_null_vectors_give_null(con):
+    con.execute("INSERT INTO items VALUES (2, NULL)")
+    row = con.execute(
+        "SELECT l2_distance(embedding, '[1,1,1]'), cosine_distance(embedding, '[1,1,1]'), "
+        "vector_norm(embedding), l2_normalize(embedding) FROM items WHERE id = 2"
+    ).fetchone()
+    assert row == (None, None, None, None)

@@ -266,3 +266,35 @@ def test_vss_spelling(con):
     q = clustered(1, seed=8)[0].tolist()
     sql = "SELECT id, array_cosine_distance(embedding, ?::FLOAT[16]) AS d FROM docs ORDER BY d LIMIT 5"
     assert_same_answer(*exact_and_indexed(con, sql, [q]))
+
+
+def test_unqualified_scalar_subquery_uses_index(con):
+    con.execute("CREATE INDEX docs_l2 ON docs USING hnsw (embedding vector_l2_ops)")
+    sql = "SELECT id FROM docs ORDER BY embedding <-> (SELECT embedding FROM docs WHERE id = 42) LIMIT 3"
+    plan = [row[1] for row in con.execute("EXPLAIN " + sql).fetchall() if row[0] == "vsql_plan"]
+    assert plan[0].startswith("HNSW Index Scan using docs_l2")
+    assert con.execute(sql).fetchall()[0] == (42,)
+
+
+def test_explain_after_comment(con):
+    con.execute("CREATE INDEX docs_l2 ON docs USING hnsw (embedding vector_l2_ops)")
+    rows = con.execute("-- a comment\nEXPLAIN SELECT id FROM docs ORDER BY embedding <-> ? LIMIT 3", [[0.0] * DIM]).fetchall()
+    assert rows[0] == ("vsql_plan", "HNSW Index Scan using docs_l2 on docs (l2, ef_search=40, k=3)")
+
+
+def test_create_or_replace_table_drops_index(con):
+    con.execute("CREATE INDEX docs_l2 ON docs USING hnsw (embedding vector_l2_ops)")
+    con.execute(f"CREATE OR REPLACE TABLE docs AS SELECT 1 AS id, NULL::FLOAT[{DIM}] AS embedding")
+    assert con.indexes.get("docs_l2") is None
+
+
+def test_correlated_filter_in_lateral(con):
+    con.execute("CREATE INDEX docs_l2 ON docs USING hnsw (embedding vector_l2_ops)")
+    con.execute("CREATE TABLE queries AS SELECT id AS qid, embedding AS qv FROM docs WHERE id IN (1, 50)")
+    sql = ("SELECT qid, n.id FROM queries, LATERAL (SELECT id, embedding <-> queries.qv AS d FROM docs "
+           "WHERE docs.id <> queries.qid ORDER BY d LIMIT 2) AS n ORDER BY qid, n.d")
+    with_index, exact = exact_and_indexed(con, sql)
+    assert len(with_index) == 4
+    assert all(row[0] != row[1] for row in with_index)
+    plan = [row[1] for row in con.execute("EXPLAIN " + sql).fetchall() if row[0] == "vsql_plan"]
+    assert any("outer query" in line for line in plan)

@@ -2,7 +2,7 @@
 
 Many copies of one vector break a proximity graph: the neighbour lists of the copies fill with
 each other and the group becomes an island. So only the first copy (the canonical row) is linked
-into the graph, and every later copy points to it through ``duplicate_of``; searches that reach
+into the graph, and every later copy points to it through ``duplicate_of``. Searches that reach
 the canonical row also report its copies at the same distance. Rows are equal when their float32
 bit patterns are equal, so ``0.0`` and ``-0.0`` count as different rows (both stay correct, one is
 just linked normally).
@@ -39,7 +39,7 @@ class DuplicateTable:
     def find(self, xb: np.ndarray, first_id: int, rows: np.ndarray) -> np.ndarray:
         """Return ``duplicate_of`` for ``rows`` (ids ``first_id``...): a canonical id, or -1.
 
-        ``xb`` holds the float32 rows stored so far; the canonical new rows are added to the table.
+        ``xb`` contains the float32 rows stored so far. The canonical new rows join the table.
         """
         n = rows.shape[0]
         bits = rows.view(np.uint32)
@@ -61,7 +61,9 @@ class DuplicateTable:
         sorted_hashes = hashes[order]
         run_start = np.ones(order.shape[0], dtype=bool)
         run_start[1:] = sorted_hashes[1:] != sorted_hashes[:-1]
-        first_of_run = order[np.maximum.accumulate(np.where(run_start, np.arange(order.shape[0]), 0))]
+        first_of_run = order[
+            np.maximum.accumulate(np.where(run_start, np.arange(order.shape[0]), 0))
+        ]
         later = np.flatnonzero(~run_start)
         if later.shape[0]:
             same = (bits[order[later]] == bits[first_of_run[later]]).all(axis=1)

@@ -36,7 +36,7 @@ def min_heap_push(keys: np.ndarray, ids: np.ndarray, size: int, key, node) -> in
 
 @nb.njit(inline="always", cache=True)
 def min_heap_pop(keys: np.ndarray, ids: np.ndarray, size: int) -> int:
-    """Remove the smallest item (read it from ``keys[0]``, ``ids[0]`` first); return the new size."""
+    """Remove the smallest item, found at ``keys[0]`` and ``ids[0]``; return the new size."""
     size -= 1
     key = keys[size]
     node = ids[size]
@@ -95,7 +95,7 @@ def _max_heap_sift_down(keys: np.ndarray, ids: np.ndarray, size: int, key, node)
 
 @nb.njit(inline="always", cache=True)
 def max_heap_pop(keys: np.ndarray, ids: np.ndarray, size: int) -> int:
-    """Remove the largest item (read it from ``keys[0]``, ``ids[0]`` first); return the new size."""
+    """Remove the largest item, found at ``keys[0]`` and ``ids[0]``; return the new size."""
     size -= 1
     if size > 0:
         _max_heap_sift_down(keys, ids, size, keys[size], ids[size])
@@ -104,7 +104,7 @@ def max_heap_pop(keys: np.ndarray, ids: np.ndarray, size: int) -> int:
 
 @nb.njit(inline="always", cache=True)
 def max_heap_push_bounded(keys: np.ndarray, ids: np.ndarray, size: int, capacity: int, key, node):
-    """Push (key, node) onto a max-heap that keeps the ``capacity`` smallest items; return the size."""
+    """Push (key, node) onto a max-heap of the ``capacity`` smallest items; return the size."""
     if size < capacity:
         return max_heap_push(keys, ids, size, key, node)
     if not _before(key, node, keys[0], ids[0]):

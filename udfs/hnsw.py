@@ -27,13 +27,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import numba as nb
 import numpy as np
 
 from udfs.duplicates import DuplicateTable
-from udfs.hnsw_build import MAX_WAVE, WAVE_DIVISOR, insert_wave
-from udfs.hnsw_search import search_many, search_query
+from udfs.hnsw_build import MAX_WAVE, WAVE_DIVISOR, insert_wave, run_shares
+from udfs.hnsw_search import search_query, search_share
 from udfs.metrics import METRIC_CODES, brute_force
 from udfs.visited import new_visited
 from vsql.errors import DataError, ProgrammingError
@@ -48,24 +49,38 @@ MAX_LEVEL = 30
 EXACT_SCAN_ROWS = 2048
 # Below this fraction of qualifying rows, the walk expands through filtered-out neighbours to
 # their neighbours (two-hop) instead of computing distances to them.
+# NOTE: both thresholds are estimates; tests check recall on either side of them on synthetic
+# data, but they were not tuned on real embeddings.
 TWO_HOP_BELOW = 0.3
 
 _PARAM_NAMES = (
-    "format_version", "dim", "metric", "m", "ef_construction", "seed",
-    "n_ids", "entry", "max_level", "n_upper_rows",
+    "format_version",
+    "dim",
+    "metric",
+    "m",
+    "ef_construction",
+    "seed",
+    "n_ids",
+    "entry",
+    "max_level",
+    "n_upper_rows",
 )
 
 
 class HnswIndex:
     """Hierarchical navigable small world graph over float32 rows, searched by numba kernels."""
 
-    def __init__(self, dim: int, metric: str, m: int = 16, ef_construction: int = 64, seed: int = 0):
+    def __init__(
+        self, dim: int, metric: str, m: int = 16, ef_construction: int = 64, seed: int = 0
+    ):
         if metric not in METRIC_CODES:
             raise ProgrammingError(f'unknown metric "{metric}": expected l2, ip, cosine or l1')
         if not 1 <= dim <= 65535:
             raise ProgrammingError(f"dimensions must be between 1 and 65535, not {dim}")
         if not 2 <= m <= 100:
-            raise ProgrammingError(f'value {m} out of bounds for option "m": valid range is 2 to 100')
+            raise ProgrammingError(
+                f'value {m} out of bounds for option "m": valid range is 2 to 100'
+            )
         if not 4 <= ef_construction <= 1000:
             raise ProgrammingError(
                 f'value {ef_construction} out of bounds for option "ef_construction": '
@@ -119,9 +134,18 @@ class HnswIndex:
     def memory_bytes(self) -> int:
         """Return the bytes held by the index's arrays, capacity included."""
         arrays = (
-            self._xb, self._links0, self._degree0, self._levels, self._upper_offset,
-            self._links_up, self._degree_up, self._deleted, self._duplicate_of,
-            self._next_duplicate, self._tags, self._search_tags,
+            self._xb,
+            self._links0,
+            self._degree0,
+            self._levels,
+            self._upper_offset,
+            self._links_up,
+            self._degree_up,
+            self._deleted,
+            self._duplicate_of,
+            self._next_duplicate,
+            self._tags,
+            self._search_tags,
         )
         return int(sum(a.nbytes for a in arrays)) + self._duplicates.memory_bytes()
 
@@ -157,7 +181,11 @@ class HnswIndex:
             self._degree_up = _grow(self._degree_up, new_upper, 0)
 
     def _visited_for_threads(self) -> tuple[np.ndarray, np.ndarray]:
-        """Return the visited sets for parallel kernels, one row per numba thread."""
+        """Return the visited sets for parallel kernels, one row per worker thread.
+
+        The worker count follows ``numba.get_num_threads()``, the setting numba's own parallel
+        kernels use, so one call sets the threads of every kernel.
+        """
         n_threads = nb.get_num_threads()
         capacity = self._xb.shape[0]
         if self._tags.shape != (n_threads, capacity):
@@ -200,7 +228,9 @@ class HnswIndex:
         self._insert_nodes(graph_nodes, progress)
         logger.debug(
             "added %d rows (%d exact copies) to an HNSW index of %d ids",
-            n_new, int((duplicate_of >= 0).sum()), self._n,
+            n_new,
+            int((duplicate_of >= 0).sum()),
+            self._n,
         )
         return ids
 
@@ -212,7 +242,7 @@ class HnswIndex:
         return rows
 
     def _draw_levels(self, first: int, n_new: int) -> np.ndarray:
-        """Draw node levels with P(level >= l) = m ** -l, from a stream fixed by seed and first id."""
+        """Draw levels with P(level >= l) = m ** -l, from a stream fixed by seed and first id."""
         rng = np.random.default_rng((self.seed, first))
         uniform = 1.0 - rng.random(n_new)  # in (0, 1], so the log is finite
         levels = np.floor(-np.log(uniform) / np.log(self.m))
@@ -238,10 +268,22 @@ class HnswIndex:
             wave_size = min(MAX_WAVE, max(1, graph_size // WAVE_DIVISOR), total - done)
             wave = nodes[done : done + wave_size]
             self._entry, self._max_level = insert_wave(
-                wave, self._xb, self.metric_code, self.m, self.ef_construction,
-                self._entry, self._max_level, self._levels,
-                self._links0, self._degree0, self._links_up, self._degree_up, self._upper_offset,
-                tags, epochs,
+                _worker_pool(tags.shape[0]),
+                wave,
+                self._xb,
+                self.metric_code,
+                self.m,
+                self.ef_construction,
+                self._entry,
+                self._max_level,
+                self._levels,
+                self._links0,
+                self._degree0,
+                self._links_up,
+                self._degree_up,
+                self._upper_offset,
+                tags,
+                epochs,
             )
             done += wave_size
             graph_size += wave_size
@@ -278,9 +320,9 @@ class HnswIndex:
     def search_batch(
         self, xq: np.ndarray, k: int, ef_search: int = 40, allowed: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Search each row of ``xq`` in parallel; return ids ``int64[nq, m]``, proxies ``float32[nq, m]``.
+        """Search each row of ``xq`` in parallel; return ids and proxies of shape ``[nq, m]``.
 
-        ``m = min(k, qualifying rows)``, as for ``search``.
+        Ids are int64 and proxies float32; ``m = min(k, qualifying rows)``, as for ``search``.
         """
         return self._search_rows(self._check_rows(xq), k, ef_search, allowed, parallel=True)
 
@@ -304,14 +346,49 @@ class HnswIndex:
         n_graph = self._n - int(np.count_nonzero(self._duplicate_of[: self._n] >= 0))
         two_hop = use_allowed and n_qualifying < TWO_HOP_BELOW * n_graph
         graph = (
-            self._entry, self._max_level, self._links0, self._degree0, self._links_up,
-            self._degree_up, self._upper_offset, self._next_duplicate, self._duplicate_of,
-            self._deleted, allowed_array, use_allowed, self._n,
+            self._entry,
+            self._max_level,
+            self._links0,
+            self._degree0,
+            self._links_up,
+            self._degree_up,
+            self._upper_offset,
+            self._next_duplicate,
+            self._duplicate_of,
+            self._deleted,
+            allowed_array,
+            use_allowed,
+            self._n,
         )
         if parallel:
-            tags, epochs = self._visited_for_threads()
-            return search_many(self._xb, self.metric_code, xq, k, ef, two_hop, *graph, tags, epochs)
+            return self._search_parallel(xq, k, ef, two_hop, graph)
         return self._search_one(xq[0], k, ef, two_hop, graph)
+
+    def _search_parallel(self, xq, k, ef, two_hop, graph):
+        tags, epochs = self._visited_for_threads()
+        n_workers = tags.shape[0]
+        ids = np.empty((xq.shape[0], k), dtype=np.int64)
+        proxies = np.empty((xq.shape[0], k), dtype=np.float32)
+        run_shares(
+            _worker_pool(n_workers),
+            n_workers,
+            lambda worker: search_share(
+                self._xb,
+                self.metric_code,
+                xq,
+                worker,
+                n_workers,
+                ids,
+                proxies,
+                k,
+                ef,
+                two_hop,
+                *graph,
+                tags,
+                epochs,
+            ),
+        )
+        return ids, proxies
 
     def _search_one(self, q, k, ef, two_hop, graph):
         capacity = self._xb.shape[0]
@@ -322,12 +399,23 @@ class HnswIndex:
                     self._search_tags, self._search_epochs = new_visited(1, capacity)
                 tags, epochs = self._search_tags, self._search_epochs
             else:
-                # Another thread holds the shared visited set: use a private one.
+                # The shared visited set is in use by another thread, so use a private one.
                 tags, epochs = new_visited(1, capacity)
             ids, proxies = search_query(
-                self._xb, self.metric_code, q, k, ef, two_hop, *graph, tags, epochs, 0,
-                np.empty(capacity, dtype=np.float32), np.empty(capacity, dtype=np.int32),
-                np.empty(ef, dtype=np.float32), np.empty(ef, dtype=np.int32),
+                self._xb,
+                self.metric_code,
+                q,
+                k,
+                ef,
+                two_hop,
+                *graph,
+                tags,
+                epochs,
+                0,
+                np.empty(capacity, dtype=np.float32),
+                np.empty(capacity, dtype=np.int32),
+                np.empty(ef, dtype=np.float32),
+                np.empty(ef, dtype=np.int32),
             )
         finally:
             if locked:
@@ -339,9 +427,8 @@ class HnswIndex:
             return None
         allowed = np.asarray(allowed)
         if allowed.dtype != np.bool_ or allowed.shape != (self._n,):
-            raise ProgrammingError(
-                f"allowed must be a bool array of {self._n} elements, not {allowed.dtype} {allowed.shape}"
-            )
+            got = f"{allowed.dtype} {allowed.shape}"
+            raise ProgrammingError(f"allowed must be a bool array of {self._n} elements, not {got}")
         return allowed & ~self._deleted[: self._n]
 
     def _scan_exact(self, xq, k, qualifying):
@@ -360,8 +447,16 @@ class HnswIndex:
         """Return the graph as numpy arrays (copies); the rows are not included."""
         n, n_upper = self._n, self._n_upper
         values = (
-            FORMAT_VERSION, self.dim, self.metric_code, self.m, self.ef_construction, self.seed,
-            n, self._entry, self._max_level, n_upper,
+            FORMAT_VERSION,
+            self.dim,
+            self.metric_code,
+            self.m,
+            self.ef_construction,
+            self.seed,
+            n,
+            self._entry,
+            self._max_level,
+            n_upper,
         )
         return {
             "params": np.array(values, dtype=np.int64),
@@ -410,6 +505,20 @@ class HnswIndex:
         canonical = np.flatnonzero(duplicate_of < 0)
         index._duplicates.add_canonical(index._xb, canonical)
         return index
+
+
+_pools: dict[int, ThreadPoolExecutor] = {}
+_pools_lock = threading.Lock()
+
+
+def _worker_pool(n_workers: int) -> ThreadPoolExecutor | None:
+    """Return a shared pool of ``n_workers`` threads for the ``nogil`` kernels (None for one)."""
+    if n_workers <= 1:
+        return None
+    with _pools_lock:
+        if n_workers not in _pools:
+            _pools[n_workers] = ThreadPoolExecutor(n_workers, thread_name_prefix="vsql-hnsw")
+        return _pools[n_workers]
 
 
 def _grow(array: np.ndarray, capacity: int, fill) -> np.ndarray:

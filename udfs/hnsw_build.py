@@ -1,11 +1,12 @@
 """HNSW construction kernels: neighbour selection and parallel insertion in waves.
 
-Parallel insertion is deterministic for a given seed, whatever the thread count, because nodes
-are inserted in waves of two phases:
+Insertion runs on a pool of Python threads that call ``nogil`` kernels (plain threads compile far
+faster than numba's ``prange``). It is deterministic for a given seed, whatever the thread count,
+because nodes are inserted in waves of two phases:
 
 1. every node of the wave searches the graph as it was before the wave and writes only its own
-   neighbour lists; no old node points to a new node yet, so the graph the others read does
-   not change under them;
+   neighbour lists. No old node points to a new node yet, so the graph that the other nodes
+   read does not change under them;
 2. the reverse links are grouped by the old node that receives them, in (node, sender) order, and
    each group is applied by one thread, so no two threads write the same list.
 
@@ -19,8 +20,8 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from udfs.hnsw_search import beam_search, greedy_descent, neighbours
 from udfs.hnsw_distance import row_proxy, rows_proxy
+from udfs.hnsw_search import beam_search, greedy_descent, neighbours
 
 WAVE_DIVISOR = 16
 MAX_WAVE = 1024
@@ -52,47 +53,93 @@ def select_neighbours(xb, metric, cand_proxies, cand_ids, n_cand, max_links, out
 
 @nb.njit(cache=True)
 def _sort_pairs(proxies, ids, n):
-    """Sort the first ``n`` (proxy, id) pairs by proxy, then id, in place."""
-    order = np.argsort(proxies[:n], kind="mergesort")
-    sorted_proxies = proxies[:n][order]
-    sorted_ids = ids[:n][order]
-    # Stable sort keeps heap order among equal proxies; order those by id for determinism.
-    start = 0
-    while start < n:
-        end = start + 1
-        while end < n and sorted_proxies[end] == sorted_proxies[start]:
-            end += 1
-        if end - start > 1:
-            sorted_ids[start:end] = np.sort(sorted_ids[start:end])
-        start = end
-    proxies[:n] = sorted_proxies
-    ids[:n] = sorted_ids
+    """Sort the first ``n`` (proxy, id) pairs by proxy, then id, in place (insertion sort).
+
+    ``n`` is at most ``ef_construction`` or a neighbour list plus its new reverse links.
+    """
+    for i in range(1, n):
+        key = proxies[i]
+        node = ids[i]
+        j = i - 1
+        while j >= 0 and (proxies[j] > key or (proxies[j] == key and ids[j] > node)):
+            proxies[j + 1] = proxies[j]
+            ids[j + 1] = ids[j]
+            j -= 1
+        proxies[j + 1] = key
+        ids[j + 1] = node
 
 
 @nb.njit(fastmath=True, cache=True)
 def _link_new_node(
-    node, xb, metric, m, ef_construction, entry, max_level, levels,
-    links0, degree0, links_up, degree_up, upper_offset,
-    tags, epochs, tag_row, cand_keys, cand_ids, res_keys, res_ids, entry_ids, entry_proxies,
+    node,
+    xb,
+    metric,
+    m,
+    ef_construction,
+    entry,
+    max_level,
+    levels,
+    links0,
+    degree0,
+    links_up,
+    degree_up,
+    upper_offset,
+    tags,
+    epochs,
+    tag_row,
+    cand_keys,
+    cand_ids,
+    res_keys,
+    res_ids,
+    entry_ids,
+    entry_proxies,
 ):
     """Phase 1 for one node: search the frozen graph and write the node's own neighbour lists."""
     q = xb[node]
     node_level = levels[node]
     nearest, nearest_proxy = greedy_descent(
-        xb, metric, q, entry, row_proxy(metric, xb, entry, q), max_level, node_level,
-        links0, degree0, links_up, degree_up, upper_offset,
+        xb,
+        metric,
+        q,
+        entry,
+        row_proxy(metric, xb, entry, q),
+        max_level,
+        node_level,
+        links0,
+        degree0,
+        links_up,
+        degree_up,
+        upper_offset,
     )
     entry_ids[0] = nearest
     entry_proxies[0] = nearest_proxy
-    n_entries = 1
+    n_entries = np.int64(1)
     for level in range(min(node_level, max_level), -1, -1):
         n_found = beam_search(
-            xb, metric, q, entry_ids, entry_proxies, n_entries, ef_construction, level,
-            links0, degree0, links_up, degree_up, upper_offset,
-            tags, epochs, tag_row, cand_keys, cand_ids, res_keys, res_ids,
+            xb,
+            metric,
+            q,
+            entry_ids,
+            entry_proxies,
+            n_entries,
+            ef_construction,
+            level,
+            links0,
+            degree0,
+            links_up,
+            degree_up,
+            upper_offset,
+            tags,
+            epochs,
+            tag_row,
+            cand_keys,
+            cand_ids,
+            res_keys,
+            res_ids,
         )
-        entry_proxies[:n_found] = res_keys[:n_found]
-        entry_ids[:n_found] = res_ids[:n_found]
+        for i in range(n_found):
+            entry_proxies[i] = res_keys[i]
+            entry_ids[i] = res_ids[i]
         _sort_pairs(entry_proxies, entry_ids, n_found)
         n_entries = n_found
         if level == 0:
@@ -106,7 +153,9 @@ def _link_new_node(
 
 
 @nb.njit(cache=True)
-def _collect_reverse_links(wave, levels, max_level, links0, degree0, links_up, degree_up, upper_offset, capacity):
+def _collect_reverse_links(
+    wave, levels, max_level, links0, degree0, links_up, degree_up, upper_offset, capacity
+):
     """List the reverse links of a wave as (receiver key, sender), sorted by key then sender.
 
     The key is ``level * capacity + receiver``, so each group of equal keys is one neighbour list.
@@ -114,13 +163,17 @@ def _collect_reverse_links(wave, levels, max_level, links0, degree0, links_up, d
     n_pairs = 0
     for node in wave:
         for level in range(min(levels[node], max_level) + 1):
-            n_pairs += neighbours(node, level, links0, degree0, links_up, degree_up, upper_offset).shape[0]
+            n_pairs += neighbours(
+                node, level, links0, degree0, links_up, degree_up, upper_offset
+            ).shape[0]
     keys = np.empty(n_pairs, dtype=np.int64)
     senders = np.empty(n_pairs, dtype=np.int32)
     position = 0
     for node in wave:
         for level in range(min(levels[node], max_level) + 1):
-            for receiver in neighbours(node, level, links0, degree0, links_up, degree_up, upper_offset):
+            for receiver in neighbours(
+                node, level, links0, degree0, links_up, degree_up, upper_offset
+            ):
                 keys[position] = level * capacity + receiver
                 senders[position] = node
                 position += 1
@@ -130,7 +183,9 @@ def _collect_reverse_links(wave, levels, max_level, links0, degree0, links_up, d
 
 
 @nb.njit(fastmath=True, cache=True)
-def _add_reverse_links(receiver, level, senders, xb, metric, m, links0, degree0, links_up, degree_up, upper_offset):
+def _add_reverse_links(
+    receiver, level, senders, xb, metric, m, links0, degree0, links_up, degree_up, upper_offset
+):
     """Append ``senders`` to the list of ``receiver`` at ``level``, pruning it when it overflows."""
     if level == 0:
         row_links = links0[receiver]
@@ -143,52 +198,130 @@ def _add_reverse_links(receiver, level, senders, xb, metric, m, links0, degree0,
         max_links = m
     total = degree + senders.shape[0]
     if total <= max_links:
-        row_links[degree:total] = senders
+        for i in range(senders.shape[0]):
+            row_links[degree + i] = senders[i]
         new_degree = total
     else:
         cand_ids = np.empty(total, dtype=np.int32)
         cand_proxies = np.empty(total, dtype=np.float32)
-        cand_ids[:degree] = row_links[:degree]
-        cand_ids[degree:] = senders
+        for i in range(degree):
+            cand_ids[i] = row_links[i]
+        for i in range(senders.shape[0]):
+            cand_ids[degree + i] = senders[i]
         for i in range(total):
             cand_proxies[i] = rows_proxy(metric, xb, cand_ids[i], receiver)
         _sort_pairs(cand_proxies, cand_ids, total)
-        new_degree = select_neighbours(xb, metric, cand_proxies, cand_ids, total, max_links, row_links)
+        new_degree = select_neighbours(
+            xb, metric, cand_proxies, cand_ids, total, max_links, row_links
+        )
     if level == 0:
         degree0[receiver] = new_degree
     else:
         degree_up[upper_offset[receiver] + level - 1] = new_degree
 
 
-@nb.njit(parallel=True, cache=True)
-def insert_wave(
-    wave, xb, metric, m, ef_construction, entry, max_level, levels,
-    links0, degree0, links_up, degree_up, upper_offset, tags, epochs,
+@nb.njit(nogil=True, cache=True)
+def link_wave_share(
+    wave,
+    worker,
+    n_workers,
+    xb,
+    metric,
+    m,
+    ef_construction,
+    entry,
+    max_level,
+    levels,
+    links0,
+    degree0,
+    links_up,
+    degree_up,
+    upper_offset,
+    tags,
+    epochs,
 ):
-    """Insert the nodes of ``wave`` (ascending ids) into a non-empty graph; return (entry, max_level)."""
-    n_workers = tags.shape[0]
+    """Phase 1 for the nodes ``wave[worker::n_workers]``, using row ``worker`` of ``tags``.
+
+    Each node writes only its own lists and reads only nodes older than the wave.
+    """
     capacity = links0.shape[0]
-    cand_keys = np.empty((n_workers, capacity), dtype=np.float32)
-    cand_ids = np.empty((n_workers, capacity), dtype=np.int32)
-    res_keys = np.empty((n_workers, ef_construction), dtype=np.float32)
-    res_ids = np.empty((n_workers, ef_construction), dtype=np.int32)
-    entry_ids = np.empty((n_workers, ef_construction), dtype=np.int32)
-    entry_proxies = np.empty((n_workers, ef_construction), dtype=np.float32)
+    cand_keys = np.empty(capacity, dtype=np.float32)
+    cand_ids = np.empty(capacity, dtype=np.int32)
+    res_keys = np.empty(ef_construction, dtype=np.float32)
+    res_ids = np.empty(ef_construction, dtype=np.int32)
+    entry_ids = np.empty(ef_construction, dtype=np.int32)
+    entry_proxies = np.empty(ef_construction, dtype=np.float32)
+    for i in range(worker, wave.shape[0], n_workers):
+        _link_new_node(
+            wave[i],
+            xb,
+            metric,
+            m,
+            ef_construction,
+            entry,
+            max_level,
+            levels,
+            links0,
+            degree0,
+            links_up,
+            degree_up,
+            upper_offset,
+            tags,
+            epochs,
+            worker,
+            cand_keys,
+            cand_ids,
+            res_keys,
+            res_ids,
+            entry_ids,
+            entry_proxies,
+        )
 
-    # Phase 1: each node writes only its own lists and reads only nodes older than the wave.
-    # Nodes are dealt round-robin to one worker per row of ``tags``; a worker owns its scratch.
-    for worker in nb.prange(n_workers):
-        for i in range(worker, wave.shape[0], n_workers):
-            _link_new_node(
-                wave[i], xb, metric, m, ef_construction, entry, max_level, levels,
-                links0, degree0, links_up, degree_up, upper_offset,
-                tags, epochs, worker, cand_keys[worker], cand_ids[worker],
-                res_keys[worker], res_ids[worker], entry_ids[worker], entry_proxies[worker],
-            )
 
-    # Phase 2: one thread per receiving list.
+@nb.njit(nogil=True, cache=True)
+def reverse_link_share(
+    worker,
+    n_workers,
+    keys,
+    senders,
+    group_starts,
+    n_groups,
+    xb,
+    metric,
+    m,
+    links0,
+    degree0,
+    links_up,
+    degree_up,
+    upper_offset,
+):
+    """Phase 2 for groups ``worker::n_workers``; each group of equal keys is one receiving list."""
+    capacity = links0.shape[0]
+    for g in range(worker, n_groups, n_workers):
+        start = group_starts[g]
+        key = keys[start]
+        _add_reverse_links(
+            key % capacity,
+            key // capacity,
+            senders[start : group_starts[g + 1]],
+            xb,
+            metric,
+            m,
+            links0,
+            degree0,
+            links_up,
+            degree_up,
+            upper_offset,
+        )
+
+
+@nb.njit(cache=True)
+def _group_reverse_links(
+    wave, levels, max_level, links0, degree0, links_up, degree_up, upper_offset
+):
+    """Return (keys, senders, group starts, group count) of the reverse links of a wave."""
     keys, senders = _collect_reverse_links(
-        wave, levels, max_level, links0, degree0, links_up, degree_up, upper_offset, capacity
+        wave, levels, max_level, links0, degree0, links_up, degree_up, upper_offset, links0.shape[0]
     )
     n_pairs = keys.shape[0]
     n_groups = 0
@@ -198,16 +331,84 @@ def insert_wave(
             group_starts[n_groups] = i
             n_groups += 1
     group_starts[n_groups] = n_pairs
-    for g in nb.prange(n_groups):
-        start = group_starts[g]
-        key = keys[start]
-        _add_reverse_links(
-            key % capacity, key // capacity, senders[start : group_starts[g + 1]],
-            xb, metric, m, links0, degree0, links_up, degree_up, upper_offset,
-        )
+    return keys, senders, group_starts, n_groups
 
-    for node in wave:
-        if levels[node] > max_level:
-            max_level = levels[node]
-            entry = node
+
+def insert_wave(
+    pool,
+    wave,
+    xb,
+    metric,
+    m,
+    ef_construction,
+    entry,
+    max_level,
+    levels,
+    links0,
+    degree0,
+    links_up,
+    degree_up,
+    upper_offset,
+    tags,
+    epochs,
+):
+    """Insert the nodes of ``wave`` (ascending ids) into a non-empty graph.
+
+    Returns the new (entry, max_level).
+
+    ``pool`` is a thread pool (or None for one thread) with one worker per row of ``tags``; the
+    kernels release the GIL. Nodes and receiving lists are dealt round-robin to the workers.
+    """
+    graph = (links0, degree0, links_up, degree_up, upper_offset)
+    n_workers = tags.shape[0]
+    run_shares(
+        pool,
+        n_workers,
+        lambda worker: link_wave_share(
+            wave,
+            worker,
+            n_workers,
+            xb,
+            metric,
+            m,
+            ef_construction,
+            entry,
+            max_level,
+            levels,
+            *graph,
+            tags,
+            epochs,
+        ),
+    )
+    keys, senders, group_starts, n_groups = _group_reverse_links(wave, levels, max_level, *graph)
+    run_shares(
+        pool,
+        n_workers,
+        lambda worker: reverse_link_share(
+            worker,
+            n_workers,
+            keys,
+            senders,
+            group_starts,
+            n_groups,
+            xb,
+            metric,
+            m,
+            *graph,
+        ),
+    )
+
+    wave_levels = levels[wave]
+    top = int(np.argmax(wave_levels))
+    if wave_levels[top] > max_level:
+        return int(wave[top]), int(wave_levels[top])
     return entry, max_level
+
+
+def run_shares(pool, n_workers, share) -> None:
+    """Call ``share(worker)`` for each worker, on ``pool`` when there is more than one."""
+    if pool is None or n_workers == 1:
+        share(0)
+        return
+    for future in [pool.submit(share, worker) for worker in range(n_workers)]:
+        future.result()

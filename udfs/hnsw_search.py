@@ -32,6 +32,7 @@ from udfs.heaps import (
     min_heap_push,
 )
 from udfs.hnsw_distance import row_proxy
+from udfs.prefetch import prefetch_row
 from udfs.visited import next_epoch
 
 
@@ -46,17 +47,32 @@ def neighbours(node, level, links0, degree0, links_up, degree_up, upper_offset):
 
 @nb.njit(fastmath=True, cache=True)
 def greedy_descent(
-    xb, metric, q, entry, entry_proxy, top_level, stop_level,
-    links0, degree0, links_up, degree_up, upper_offset,
+    xb,
+    metric,
+    q,
+    entry,
+    entry_proxy,
+    top_level,
+    stop_level,
+    links0,
+    degree0,
+    links_up,
+    degree_up,
+    upper_offset,
 ):
-    """Walk greedily from ``entry`` at ``top_level`` down to ``stop_level``; return (node, proxy)."""
+    """Descend greedily from ``entry`` at ``top_level``; return the (node, proxy) reached.
+
+    The walk stops above ``stop_level``: it searches levels ``top_level`` to ``stop_level + 1``.
+    """
     node = entry
     best = entry_proxy
     for level in range(top_level, stop_level, -1):
         improved = True
         while improved:
             improved = False
-            for neighbour in neighbours(node, level, links0, degree0, links_up, degree_up, upper_offset):
+            for neighbour in neighbours(
+                node, level, links0, degree0, links_up, degree_up, upper_offset
+            ):
                 proxy = row_proxy(metric, xb, neighbour, q)
                 if proxy < best:
                     best = proxy
@@ -67,9 +83,26 @@ def greedy_descent(
 
 @nb.njit(fastmath=True, cache=True)
 def beam_search(
-    xb, metric, q, entry_ids, entry_proxies, n_entries, ef, level,
-    links0, degree0, links_up, degree_up, upper_offset,
-    tags, epochs, tag_row, cand_keys, cand_ids, res_keys, res_ids,
+    xb,
+    metric,
+    q,
+    entry_ids,
+    entry_proxies,
+    n_entries,
+    ef,
+    level,
+    links0,
+    degree0,
+    links_up,
+    degree_up,
+    upper_offset,
+    tags,
+    epochs,
+    tag_row,
+    cand_keys,
+    cand_ids,
+    res_keys,
+    res_ids,
 ):
     """Find the ``ef`` nearest graph nodes of ``q`` at ``level`` from the given entry points.
 
@@ -77,6 +110,7 @@ def beam_search(
     """
     epoch = next_epoch(tags, epochs, tag_row)
     visited = tags[tag_row]
+    fresh = np.empty(links0.shape[1], dtype=np.int32)
     n_cand = 0
     n_res = 0
     for i in range(n_entries):
@@ -89,14 +123,20 @@ def beam_search(
         if n_res >= ef and current_proxy > res_keys[0]:
             break
         n_cand = min_heap_pop(cand_keys, cand_ids, n_cand)
-        for neighbour in neighbours(current, level, links0, degree0, links_up, degree_up, upper_offset):
-            if visited[neighbour] == epoch:
-                continue
-            visited[neighbour] = epoch
-            proxy = row_proxy(metric, xb, neighbour, q)
+        n_new = 0
+        for neighbour in neighbours(
+            current, level, links0, degree0, links_up, degree_up, upper_offset
+        ):
+            if visited[neighbour] != epoch:
+                visited[neighbour] = epoch
+                fresh[n_new] = neighbour
+                n_new += 1
+                prefetch_row(xb, neighbour)
+        for i in range(n_new):
+            proxy = row_proxy(metric, xb, fresh[i], q)
             if n_res < ef or proxy < res_keys[0]:
-                n_cand = min_heap_push(cand_keys, cand_ids, n_cand, proxy, neighbour)
-                n_res = max_heap_push_bounded(res_keys, res_ids, n_res, ef, proxy, neighbour)
+                n_cand = min_heap_push(cand_keys, cand_ids, n_cand, proxy, fresh[i])
+                n_res = max_heap_push_bounded(res_keys, res_ids, n_res, ef, proxy, fresh[i])
     return n_res
 
 
@@ -117,7 +157,9 @@ def _group_qualifies(node, next_duplicate, deleted, allowed, use_allowed) -> boo
 
 
 @nb.njit(inline="always", cache=True)
-def _offer_group(node, proxy, next_duplicate, deleted, allowed, use_allowed, res_keys, res_ids, n_res, ef):
+def _offer_group(
+    node, proxy, next_duplicate, deleted, allowed, use_allowed, res_keys, res_ids, n_res, ef
+):
     """Offer ``node`` and its copies, all at ``proxy``, to the bounded result heap."""
     member = node
     while member >= 0:
@@ -129,10 +171,32 @@ def _offer_group(node, proxy, next_duplicate, deleted, allowed, use_allowed, res
 
 @nb.njit(fastmath=True, cache=True)
 def search_query(
-    xb, metric, q, k, ef, two_hop, entry, max_level,
-    links0, degree0, links_up, degree_up, upper_offset,
-    next_duplicate, duplicate_of, deleted, allowed, use_allowed, n_ids,
-    tags, epochs, tag_row, cand_keys, cand_ids, res_keys, res_ids,
+    xb,
+    metric,
+    q,
+    k,
+    ef,
+    two_hop,
+    entry,
+    max_level,
+    links0,
+    degree0,
+    links_up,
+    degree_up,
+    upper_offset,
+    next_duplicate,
+    duplicate_of,
+    deleted,
+    allowed,
+    use_allowed,
+    n_ids,
+    tags,
+    epochs,
+    tag_row,
+    cand_keys,
+    cand_ids,
+    res_keys,
+    res_ids,
 ):
     """Return (ids int64, proxies float32) of the ``k`` best qualifying rows for ``q``, best first.
 
@@ -141,14 +205,28 @@ def search_query(
     """
     entry_proxy = row_proxy(metric, xb, entry, q)
     start, start_proxy = greedy_descent(
-        xb, metric, q, entry, entry_proxy, max_level, 0,
-        links0, degree0, links_up, degree_up, upper_offset,
+        xb,
+        metric,
+        q,
+        entry,
+        entry_proxy,
+        max_level,
+        np.int64(0),
+        links0,
+        degree0,
+        links_up,
+        degree_up,
+        upper_offset,
     )
     epoch = next_epoch(tags, epochs, tag_row)
     visited = tags[tag_row]
+    near = np.empty(links0.shape[1], dtype=np.int32)
+    past = np.empty(links0.shape[1], dtype=np.int32)
     visited[start] = epoch
     n_cand = min_heap_push(cand_keys, cand_ids, 0, start_proxy, start)
-    n_res = _offer_group(start, start_proxy, next_duplicate, deleted, allowed, use_allowed, res_keys, res_ids, 0, ef)
+    n_res = _offer_group(
+        start, start_proxy, next_duplicate, deleted, allowed, use_allowed, res_keys, res_ids, 0, ef
+    )
 
     while n_cand > 0:
         current_proxy = cand_keys[0]
@@ -156,38 +234,82 @@ def search_query(
         if n_res >= ef and current_proxy > res_keys[0]:
             break
         n_cand = min_heap_pop(cand_keys, cand_ids, n_cand)
+
+        # Sort the new neighbours into those to measure (their rows are prefetched, so the
+        # loads overlap) and, under two-hop expansion, those to look past.
+        n_near = 0
+        n_past = 0
         for neighbour in links0[current, : degree0[current]]:
             if visited[neighbour] == epoch:
                 continue
             visited[neighbour] = epoch
-            if two_hop and not _group_qualifies(neighbour, next_duplicate, deleted, allowed, use_allowed):
-                # Look past the filtered-out neighbour at its own neighbours.
-                for second in links0[neighbour, : degree0[neighbour]]:
-                    if visited[second] == epoch:
-                        continue
-                    if not _group_qualifies(second, next_duplicate, deleted, allowed, use_allowed):
-                        continue
-                    visited[second] = epoch
-                    proxy = row_proxy(metric, xb, second, q)
-                    if n_res < ef or proxy < res_keys[0]:
-                        n_cand = min_heap_push(cand_keys, cand_ids, n_cand, proxy, second)
-                        n_res = _offer_group(
-                            second, proxy, next_duplicate, deleted, allowed, use_allowed,
-                            res_keys, res_ids, n_res, ef,
-                        )
-                continue
+            if two_hop and not _group_qualifies(
+                neighbour, next_duplicate, deleted, allowed, use_allowed
+            ):
+                past[n_past] = neighbour
+                n_past += 1
+            else:
+                near[n_near] = neighbour
+                n_near += 1
+                prefetch_row(xb, neighbour)
+
+        for i in range(n_near):
+            neighbour = near[i]
             proxy = row_proxy(metric, xb, neighbour, q)
             if n_res < ef or proxy < res_keys[0]:
                 n_cand = min_heap_push(cand_keys, cand_ids, n_cand, proxy, neighbour)
                 n_res = _offer_group(
-                    neighbour, proxy, next_duplicate, deleted, allowed, use_allowed,
-                    res_keys, res_ids, n_res, ef,
+                    neighbour,
+                    proxy,
+                    next_duplicate,
+                    deleted,
+                    allowed,
+                    use_allowed,
+                    res_keys,
+                    res_ids,
+                    n_res,
+                    ef,
                 )
+
+        for i in range(n_past):
+            for second in links0[past[i], : degree0[past[i]]]:
+                if visited[second] == epoch:
+                    continue
+                if not _group_qualifies(second, next_duplicate, deleted, allowed, use_allowed):
+                    continue
+                visited[second] = epoch
+                proxy = row_proxy(metric, xb, second, q)
+                if n_res < ef or proxy < res_keys[0]:
+                    n_cand = min_heap_push(cand_keys, cand_ids, n_cand, proxy, second)
+                    n_res = _offer_group(
+                        second,
+                        proxy,
+                        next_duplicate,
+                        deleted,
+                        allowed,
+                        use_allowed,
+                        res_keys,
+                        res_ids,
+                        n_res,
+                        ef,
+                    )
 
     if n_res < k:
         n_res = _scan_unvisited(
-            xb, metric, q, ef, duplicate_of, deleted, allowed, use_allowed, n_ids,
-            visited, epoch, res_keys, res_ids, n_res,
+            xb,
+            metric,
+            q,
+            ef,
+            duplicate_of,
+            deleted,
+            allowed,
+            use_allowed,
+            n_ids,
+            visited,
+            epoch,
+            res_keys,
+            res_ids,
+            n_res,
         )
     ids, proxies = max_heap_drain_sorted(res_keys, res_ids, n_res)
     return ids[:k], proxies[:k]
@@ -195,8 +317,20 @@ def search_query(
 
 @nb.njit(fastmath=True, cache=True)
 def _scan_unvisited(
-    xb, metric, q, ef, duplicate_of, deleted, allowed, use_allowed, n_ids,
-    visited, epoch, res_keys, res_ids, n_res,
+    xb,
+    metric,
+    q,
+    ef,
+    duplicate_of,
+    deleted,
+    allowed,
+    use_allowed,
+    n_ids,
+    visited,
+    epoch,
+    res_keys,
+    res_ids,
+    n_res,
 ):
     """Add every qualifying row whose graph node the walk did not reach, by exact distance."""
     for node in range(n_ids):
@@ -210,36 +344,73 @@ def _scan_unvisited(
     return n_res
 
 
-@nb.njit(parallel=True, cache=True)
-def search_many(
-    xb, metric, xq, k, ef, two_hop, entry, max_level,
-    links0, degree0, links_up, degree_up, upper_offset,
-    next_duplicate, duplicate_of, deleted, allowed, use_allowed, n_ids, tags, epochs,
+@nb.njit(nogil=True, cache=True)
+def search_share(
+    xb,
+    metric,
+    xq,
+    worker,
+    n_workers,
+    out_ids,
+    out_proxies,
+    k,
+    ef,
+    two_hop,
+    entry,
+    max_level,
+    links0,
+    degree0,
+    links_up,
+    degree_up,
+    upper_offset,
+    next_duplicate,
+    duplicate_of,
+    deleted,
+    allowed,
+    use_allowed,
+    n_ids,
+    tags,
+    epochs,
 ):
-    """Search every row of ``xq``; return (ids int64[nq, k], proxies float32[nq, k]).
+    """Search the queries ``xq[worker::n_workers]`` into rows of ``out_ids`` and ``out_proxies``.
 
-    Queries are dealt round-robin to one worker per row of ``tags``, and the workers run in
-    parallel. Each worker walks with its own row of ``tags`` and its own heaps, so no two threads
-    write the same scratch. Every query must find ``k`` qualifying rows.
+    The worker walks with row ``worker`` of ``tags`` and its own heaps, so workers running at the
+    same time write no shared scratch. Every query must find ``k`` qualifying rows.
     """
-    nq = xq.shape[0]
-    out_ids = np.empty((nq, k), dtype=np.int64)
-    out_proxies = np.empty((nq, k), dtype=np.float32)
-    n_workers = tags.shape[0]
     capacity = tags.shape[1]
-    cand_keys = np.empty((n_workers, capacity), dtype=np.float32)
-    cand_ids = np.empty((n_workers, capacity), dtype=np.int32)
-    res_keys = np.empty((n_workers, ef), dtype=np.float32)
-    res_ids = np.empty((n_workers, ef), dtype=np.int32)
-    for worker in nb.prange(n_workers):
-        for i in range(worker, nq, n_workers):
-            ids, proxies = search_query(
-                xb, metric, xq[i], k, ef, two_hop, entry, max_level,
-                links0, degree0, links_up, degree_up, upper_offset,
-                next_duplicate, duplicate_of, deleted, allowed, use_allowed, n_ids,
-                tags, epochs, worker, cand_keys[worker], cand_ids[worker],
-                res_keys[worker], res_ids[worker],
-            )
-            out_ids[i] = ids
-            out_proxies[i] = proxies
-    return out_ids, out_proxies
+    cand_keys = np.empty(capacity, dtype=np.float32)
+    cand_ids = np.empty(capacity, dtype=np.int32)
+    res_keys = np.empty(ef, dtype=np.float32)
+    res_ids = np.empty(ef, dtype=np.int32)
+    for i in range(worker, xq.shape[0], n_workers):
+        ids, proxies = search_query(
+            xb,
+            metric,
+            xq[i],
+            k,
+            ef,
+            two_hop,
+            entry,
+            max_level,
+            links0,
+            degree0,
+            links_up,
+            degree_up,
+            upper_offset,
+            next_duplicate,
+            duplicate_of,
+            deleted,
+            allowed,
+            use_allowed,
+            n_ids,
+            tags,
+            epochs,
+            worker,
+            cand_keys,
+            cand_ids,
+            res_keys,
+            res_ids,
+        )
+        for j in range(k):
+            out_ids[i, j] = ids[j]
+            out_proxies[i, j] = proxies[j]

@@ -11,7 +11,7 @@ from llvmlite import ir
 from numba.core import cgutils, types
 from numba.extending import intrinsic
 
-# A float32 cache line of 64 bytes holds 16 elements.
+# A cache line of 64 bytes contains 16 float32 elements.
 _LINE_ELEMENTS = 16
 
 

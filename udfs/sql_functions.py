@@ -53,7 +53,7 @@ logger = logging.getLogger("vsql.sql_functions")
 
 # Increase when any macro definition below changes, so that files holding an older set can be
 # recognised and re-installed.
-FUNCTIONS_VERSION = 1
+FUNCTIONS_VERSION = 2
 
 # The storage format for new database files, passed to DuckDB as
 # config={"storage_compatibility_version": DEFAULT_STORAGE_VERSION} or as
@@ -132,8 +132,9 @@ def _l1_distance() -> str:
 
 
 def _vector_norm() -> str:
+    # The CASE keeps NULL rows away from list_dot_product, which fails on them in DuckDB 2.0.1.
     as_double = f"CAST({_vector('a')} AS DOUBLE[])"
-    return f"sqrt(list_dot_product({as_double}, {as_double}))"
+    return f"CASE WHEN a IS NULL THEN NULL ELSE sqrt(list_dot_product({as_double}, {as_double})) END"
 
 
 def _l2_normalize(element_type: str, arg: str) -> str:
@@ -142,7 +143,8 @@ def _l2_normalize(element_type: str, arg: str) -> str:
     # again for every element. A zero vector has norm 0 and is returned unchanged, as in pgvector.
     norm = f"sqrt(list_dot_product(CAST({arg} AS DOUBLE[]), CAST({arg} AS DOUBLE[])))"
     scaled = f"CAST(CASE WHEN norm > 0 THEN x / norm ELSE x END AS {element_type})"
-    return f"list_transform([{norm}], lambda norm: list_transform({arg}, lambda x: {scaled}))[1]"
+    normalized = f"list_transform([{norm}], lambda norm: list_transform({arg}, lambda x: {scaled}))[1]"
+    return f"CASE WHEN {arg} IS NULL THEN NULL ELSE {normalized} END"
 
 
 def _bit_pair(value_of_bits: str) -> str:

@@ -113,6 +113,20 @@ def drop_table(sql: str, tables: set[str]):
     return run
 
 
+def replace_table(sql: str, tables: set[str]):
+    """Run CREATE OR REPLACE TABLE; the new table starts without the old one's indexes."""
+
+    def run(connection: Connection, parameters: Any):
+        connection.send(sql, parameters)
+        for table in tables:
+            for index in connection.indexes.for_table(table):
+                log.warning("index %s dropped: its table %s was replaced", index.name, table)
+                connection.indexes.drop(index.name)
+        return None
+
+    return run
+
+
 def _table_exists(connection: Connection, table: str) -> bool:
     rows = connection.send(
         "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
@@ -200,9 +214,11 @@ def explain_plan(inner: Plan, analyze: bool) -> Plan:
         values = [line for line in lines if line]
         if inner.sql is not None:
             keyword = "EXPLAIN ANALYZE " if analyze else "EXPLAIN "
-            rows = connection.send(keyword + inner.sql, parameters).fetchall()
+            sql, bound = connection.bind_plan(inner, parameters)
+            rows = connection.send(keyword + sql, bound).fetchall()
             keys += [row[0] for row in rows]
             values += [row[1] for row in rows]
         return _result({"explain_key": pa.array(keys, pa.string()), "explain_value": pa.array(values, pa.string())})
 
-    return Plan(command=run, indexes=inner.indexes, notes=inner.notes, matches=inner.matches)
+    return Plan(command=run, indexes=inner.indexes, notes=inner.notes, matches=inner.matches,
+                prefetch=inner.prefetch, main=inner.main)

@@ -102,7 +102,17 @@ _PGVECTOR_WORDINGS: list[tuple[re.Pattern[str], str]] = [
 ]
 
 
+# DuckDB reports a vector literal of the wrong length by quoting it whole.
+_LITERAL_LENGTH = re.compile(
+    r"value '\[([^']*)\]' can't be cast to the destination type (?:FLOAT|DOUBLE)\[(\d+)\]"
+)
+
+
 def _pgvector_message(message: str) -> str:
+    literal = _LITERAL_LENGTH.search(message)
+    if literal:
+        elements = [item for item in literal.group(1).split(",") if item.strip()]
+        return f"expected {literal.group(2)} dimensions, not {len(elements)}"
     for pattern, template in _PGVECTOR_WORDINGS:
         match = pattern.search(message)
         if match:

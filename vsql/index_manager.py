@@ -539,7 +539,11 @@ class IndexManager:
         index = match.index
         index.sync()
         table_sql = to_duckdb(match.table)
-        matching = self.connection.send(f"SELECT count(*) FROM {table_sql} WHERE {to_duckdb(where.this)}").fetchall()[0][0]
+        try:
+            matching = self.connection.send(
+                f"SELECT count(*) FROM {table_sql} WHERE {to_duckdb(where.this)}").fetchall()[0][0]
+        except ProgrammingError:
+            return "Filter: depends on the outer query, so matching rows are counted for each outer row"
         total = len(index.node_rowids) and index.n_live + len(index.excluded_rowids)
         share = 100.0 * matching / total if total else 0.0
         strategy = index.choose_strategy(matching)
