@@ -11,25 +11,25 @@ so compare the ratios between rows of one run.
 
 from __future__ import annotations
 
-from benchmarks import common  # first: it pins BLAS to one thread before numpy loads
+# ruff: noqa: I001 E402 - benchmarks.common is imported first: it pins BLAS to one thread
+# before numpy loads.
+from benchmarks import common
 
-import argparse  # noqa: E402
-from collections.abc import Sequence  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+from collections.abc import Sequence
+from pathlib import Path
 
-import numba  # noqa: E402
-import numpy as np  # noqa: E402
+import numba
 
-from benchmarks.common import BUILD_THREADS, K, Dataset, Measurement, recall_at_k, timed  # noqa: E402
-from udfs.hnsw import HnswIndex, warm_up  # noqa: E402
-from udfs.metrics import prepare_rows  # noqa: E402
+from benchmarks.common import BUILD_THREADS, K, Dataset, Measurement, recall_at_k, timed
+from udfs.hnsw import HnswIndex, warm_up
+from udfs.metrics import prepare_rows
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "pypi-minilm"
 EF_VALUES = (10, 16, 24, 32, 40, 48, 64, 100, 128)
 M = 16
 EF_CONSTRUCTION = 64
 PARAMS = f"m={M}, ef_construction={EF_CONSTRUCTION}"
-
 
 def bench_vsql(data: Dataset, ef_values: Sequence[int] = EF_VALUES) -> list[Measurement]:
     rows, _ = prepare_rows("cosine", data.xb)
@@ -50,7 +50,6 @@ def bench_vsql(data: Dataset, ef_values: Sequence[int] = EF_VALUES) -> list[Meas
         ))
     return results
 
-
 def bench_hnswlib(data: Dataset, ef_values: Sequence[int] = EF_VALUES) -> list[Measurement]:
     import hnswlib
 
@@ -67,7 +66,6 @@ def bench_hnswlib(data: Dataset, ef_values: Sequence[int] = EF_VALUES) -> list[M
             len(xq) / search_s, build_s, index.index_file_size(), family="hnsw", is_peer=True,
         ))
     return results
-
 
 def bench_faiss(data: Dataset, ef_values: Sequence[int] = EF_VALUES) -> list[Measurement]:
     import faiss
@@ -89,14 +87,12 @@ def bench_faiss(data: Dataset, ef_values: Sequence[int] = EF_VALUES) -> list[Mea
         ))
     return results
 
-
 def bench_exact(data: Dataset) -> list[Measurement]:
     found, search_s = timed(lambda: common.exact_top_k(data.xq, data.xb, K))
     return [Measurement(
         "kernels", "numpy exact scan", "xq @ xb.T, 1 BLAS thread",
         recall_at_k(found, data.truth_rows), len(data.xq) / search_s, None, data.xb.nbytes,
     )]
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -122,7 +118,6 @@ def main() -> None:
             figures = (f"{build:>14.2f} {megabytes:>14.1f} {point.params:>14} "
                        f"{point.recall:>14.3f} {point.qps:>14.0f}")
             print(f"{point.method:<20} {figures}", flush=True)
-
 
 if __name__ == "__main__":
     main()

@@ -15,7 +15,7 @@ os.environ.setdefault("MKL_NUM_THREADS", "1")
 import math  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable, Sequence  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Any  # noqa: E402
 
@@ -141,6 +141,22 @@ def fastest_peer(point: Measurement, points: Sequence[Measurement], slack: float
         and other.recall is not None and other.recall >= point.recall - slack
     ]
     return max(candidates, key=lambda other: other.qps, default=None)
+
+
+@dataclass
+class Table:
+    """One result table: a title, a header row, rows of values and notes printed under it."""
+
+    title: str
+    headers: list[str]
+    rows: list[list[Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def to_markdown(self) -> str:
+        parts = [f"### {self.title}", "", markdown_table(self.headers, self.rows)]
+        if self.notes:
+            parts += [""] + [f"- {note}" for note in self.notes]
+        return "\n".join(parts)
 
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:

@@ -356,7 +356,6 @@ def test_08_measuring_recall():
     assert recall[100] >= 0.9
 
 
-# TODO: remove the mark once EXPLAIN after a leading "-- comment" keeps vsql's plan lines.
 def test_09_explain():
     run = run_script("09_explain.sql")
     plans = run.plans()

@@ -27,7 +27,8 @@ import numpy as np
 import pyarrow as pa
 
 from udfs import metrics
-from vsql import catalog, persistence
+from udfs.hnsw import TWO_HOP_BELOW  # share of matching rows below which HNSW walks two hops
+from vsql import catalog, kernels, persistence
 from vsql.catalog import IndexDefinition
 from vsql.errors import OperationalError, ProgrammingError
 from vsql.progress import Progress
@@ -238,6 +239,7 @@ class ManagedIndex:
 
     def _new_kernel(self):
         d = self.definition
+        kernels.ensure_compiled(d.method)
         return _kernel_class(d.method)(d.dims, d.metric, **_kernel_options(d))
 
     def _check_memory(self, n: int) -> None:
@@ -299,11 +301,16 @@ class ManagedIndex:
 
     def persist(self) -> None:
         """Write the index to the database file (skipped for read-only databases)."""
-        if self.connection.read_only or self.kernel is None:
+        if self.connection.read_only or not self.storable:
             return
         arrays = self.arrays()
         self.connection.in_own_transaction(lambda: persistence.write_arrays(self.connection, self.name, arrays))
         self.changes_since_persist = 0
+
+    @property
+    def storable(self) -> bool:
+        """False while there is nothing to store: no kernel yet, or an IVF index not yet trained."""
+        return self.kernel is not None and getattr(self.kernel, "is_trained", True)
 
     def arrays(self) -> dict[str, np.ndarray]:
         """Return everything :meth:`load` needs: kernel arrays, rows and rowid bookkeeping.
@@ -324,6 +331,7 @@ class ManagedIndex:
         if "node_rowids" not in arrays:
             return False
         kernel_arrays = {key[len("kernel."):]: value for key, value in arrays.items() if key.startswith("kernel.")}
+        kernels.ensure_compiled(self.definition.method)
         self.kernel = _kernel_class(self.definition.method).from_arrays(kernel_arrays, arrays["xb"])
         self.node_rowids, self.node_hashes = arrays["node_rowids"], arrays["node_hashes"]
         self.dirty = True
@@ -348,12 +356,22 @@ class ManagedIndex:
         return nodes[position[hit]]
 
     def choose_strategy(self, n_matching: int | None) -> str:
-        """Name the search strategy for a filter matching ``n_matching`` indexed rows."""
+        """Name the search strategy for a filter matching ``n_matching`` indexed rows.
+
+        ``exact``: few rows match, so scanning them beats any walk. ``two-hop``: an HNSW walk that
+        looks through non-matching neighbours to theirs (ACORN-style), because at low selectivity
+        most direct neighbours fail the filter. ``post-filter``: most rows match, so an ordinary
+        walk that skips non-matching rows and widens until k match is cheapest. IVF indexes
+        probe further lists until k rows match (``probe``).
+        """
         if n_matching is None:
             return "index"
         if n_matching <= EXACT_FILTER_ROWS:
             return "exact"
-        return "filtered"
+        if self.definition.method != "hnsw":
+            return "probe"
+        share = n_matching / max(self.n_live, 1)
+        return "two-hop" if share < TWO_HOP_BELOW else "post-filter"
 
     def search(self, q: np.ndarray | None, k: int,
                allowed_rowids: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -465,7 +483,8 @@ class IndexManager:
         def store() -> None:
             catalog.ensure_catalog(self.connection)
             catalog.write_definition(self.connection, definition)
-            persistence.write_arrays(self.connection, definition.name, index.arrays())
+            if index.storable:
+                persistence.write_arrays(self.connection, definition.name, index.arrays())
 
         if self.connection.read_only:
             log.warning("index %s is kept in memory only: the database is read-only", definition.name)
@@ -547,10 +566,14 @@ class IndexManager:
         total = len(index.node_rowids) and index.n_live + len(index.excluded_rowids)
         share = 100.0 * matching / total if total else 0.0
         strategy = index.choose_strategy(matching)
-        if strategy == "exact":
-            why = f"exact scan of the matching rows (at most {EXACT_FILTER_ROWS:,} match)"
-        else:
-            why = f"filtered {index.definition.method} search that skips non-matching rows (more than {EXACT_FILTER_ROWS:,} match)"
+        why = {
+            "exact": f"exact scan of the matching rows (at most {EXACT_FILTER_ROWS:,} match)",
+            "two-hop": f"filtered HNSW walk through the neighbours of non-matching rows "
+                       f"(under {TWO_HOP_BELOW:.0%} match)",
+            "post-filter": f"HNSW walk that skips non-matching rows until k match "
+                           f"(at least {TWO_HOP_BELOW:.0%} match)",
+            "probe": "IVF probes more lists until k matching rows are found",
+        }[strategy]
         return f"Filter: {matching:,} of {total:,} rows match ({share:.1f}%): {why}"
 
     def drop(self, name: str) -> None:
@@ -587,7 +610,7 @@ class IndexManager:
         if self.connection.read_only:
             return
         for index in self.indexes.values():
-            if index.changes_since_persist and index.kernel is not None:
+            if index.changes_since_persist and index.storable:
                 try:
                     index.persist()
                 except Exception as error:  # noqa: BLE001 - closing must not fail; reopen syncs

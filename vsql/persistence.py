@@ -25,7 +25,10 @@ def write_arrays(connection: Connection, index_name: str, arrays: dict[str, np.n
     """Replace the stored arrays of ``index_name``; the caller runs this inside a transaction."""
     connection.send(f"DELETE FROM {SCHEMA}.index_data WHERE index_name = ?", [index_name])
     for array_name, array in arrays.items():
-        array = np.ascontiguousarray(array)
+        # np.ascontiguousarray would turn a 0-d array into a 1-d one.
+        array = np.asarray(array)
+        if not array.flags.c_contiguous:
+            array = array.copy(order="C")
         raw = array.tobytes()
         shape = json.dumps(list(array.shape))
         parts = [raw[i : i + CHUNK_BYTES] for i in range(0, len(raw), CHUNK_BYTES)] or [b""]

@@ -1,0 +1,275 @@
+"""Run every vsql benchmark and write benchmarks/results/results.md and recall_qps.png.
+
+    python -m benchmarks [--full | --sample] [--queries N] [--sql-queries N] [--quick]
+                         [--skip-build-peers]
+
+Parts, in order: kernels (vsql HNSW, IVF-Flat, IVF-PQ against hnswlib, faiss and an exact numpy
+scan), the SQL round trip through vsql, the cost of a vector parameter, filtered search, IVF
+through SQL and DuckDB's vss extension. Indexes build on 2 threads and search on 1.
+"""
+
+from __future__ import annotations
+
+# ruff: noqa: I001 E402 - benchmarks.common is imported first: it pins BLAS to one thread
+# before numpy loads.
+from benchmarks import common
+
+import argparse
+import datetime
+import os
+import platform
+import sys
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+from benchmarks import bench_hnsw, bench_ivf, bench_sql
+from benchmarks.common import K, Measurement, Table
+from benchmarks.plot import plot_recall_qps
+from vsql import sample
+from vsql.settings import SETTINGS
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+SQL_EF_VALUES = (40, 64, 100)
+SQL_PROBES = (8, 32)
+PEER_FAMILIES = {"hnsw": "HNSW", "ivfflat": "IVF-Flat", "ivfpq": "IVF-PQ"}
+
+
+@dataclass
+class Grid:
+    """Parameter points and query counts of one run (full or --quick)."""
+
+    ef_values: tuple[int, ...]
+    probes: tuple[int, ...]
+    sql_queries: int
+    exact_queries: int
+    parameter_repeats: int
+
+
+FULL = Grid(bench_hnsw.EF_VALUES, bench_ivf.PROBES, 300, 30, 300)
+QUICK = Grid((16, 40, 64, 100), (4, 8, 32), 100, 10, 100)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks",
+                                     description=__doc__.splitlines()[0])
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--full", action="store_true",
+                       help="require the full dataset (default: full when present, else sample)")
+    which.add_argument("--sample", action="store_true", help="use the bundled 20,000-row sample")
+    parser.add_argument("--queries", type=int, default=None,
+                        help="queries for the kernel benchmarks (default: all; --quick: 300)")
+    parser.add_argument("--sql-queries", type=int, default=None,
+                        help="queries timed through SQL (default 300; --quick: 100)")
+    parser.add_argument("--quick", action="store_true",
+                        help="fewer queries and parameter points, for a run of a few minutes")
+    parser.add_argument("--skip-build-peers", action="store_true",
+                        help="do not build hnswlib and faiss indexes (saves their build time)")
+    return parser.parse_args()
+
+
+# -- kernels --------------------------------------------------------------------------------
+
+
+def run_kernels(data, grid: Grid, skip_peers: bool, progress) -> list[Measurement]:
+    points: list[Measurement] = []
+    progress(f"kernels: vsql HNSW build and search ({data.n:,} rows)")
+    points += bench_hnsw.bench_vsql(data, grid.ef_values)
+    if skip_peers:
+        points.append(not_measured("hnswlib", "hnsw", "skipped (--skip-build-peers)"))
+        points.append(not_measured("faiss IndexHNSWFlat", "hnsw", "skipped (--skip-build-peers)"))
+    else:
+        progress("kernels: hnswlib")
+        points += bench_hnsw.bench_hnswlib(data, grid.ef_values)
+        progress("kernels: faiss IndexHNSWFlat")
+        points += bench_hnsw.bench_faiss(data, grid.ef_values)
+    points.append(bench_usearch())
+    progress("kernels: IVF-Flat and IVF-PQ (vsql" + ("" if skip_peers else " and faiss") + ")")
+    lists = bench_sql.ivf_lists(data.n)
+    points += bench_ivf.bench_ivf(data, grid.probes, lists, reranks=(200,),
+                                  with_peers=not skip_peers)
+    progress("kernels: exact numpy scan")
+    points += bench_hnsw.bench_exact(data)
+    return points
+
+
+def not_measured(method: str, family: str, note: str) -> Measurement:
+    return Measurement("kernels", method, "", family=family, is_peer=True, note=note)
+
+
+def bench_usearch() -> Measurement:
+    try:
+        import usearch  # noqa: F401
+    except ImportError:
+        return not_measured("usearch", "hnsw", "not installed")
+    # NOTE: usearch is not installed where these benchmarks were written, so no code times it.
+    return not_measured("usearch", "hnsw", "installed, but this benchmark has no usearch runner")
+
+
+def kernel_table(points: list[Measurement], n_rows: int, n_queries: int) -> Table:
+    table = Table(
+        f"Kernels: {n_rows:,} rows, {n_queries:,} queries, recall@{K}, "
+        "build on 2 threads, search on 1 thread",
+        ["method", "params", "build s", "memory MB", "recall@10", "queries/s",
+         "vs fastest peer at ≥ recall"],
+    )
+    for point in points:
+        if point.note:
+            table.rows.append([point.method, point.note, None, None, None, None, None])
+            continue
+        table.rows.append([
+            point.method, point.params, point.build_s,
+            point.memory_bytes / 2**20 if point.memory_bytes is not None else None,
+            point.recall, point.qps, peer_ratio(point, points),
+        ])
+    float32_mb = n_rows * 384 * 4 / 2**20
+    table.notes += [
+        "memory: vsql `memory_bytes()` (HNSW: graph and float32 rows; IVF: lists, codes and "
+        "centroids), hnswlib `index_file_size()`, faiss `serialize_index` size",
+        f"IVF-PQ re-ranking reads float32 rows, which vsql keeps beside the codes and leaves "
+        f"out of `memory_bytes()`, since the table stores them too; float32 rows alone are "
+        f"{float32_mb:.0f} MB",
+        "vs fastest peer: queries/s divided by that of the fastest peer of the same family "
+        f"({', '.join(PEER_FAMILIES.values())}) whose recall@10 is at least this row's "
+        "minus 0.005; a dash means no peer reached that recall",
+    ]
+    return table
+
+
+def peer_ratio(point: Measurement, points: list[Measurement]) -> str | None:
+    if point.is_peer or not point.family:
+        return None
+    peer = common.fastest_peer(point, points)
+    if peer is None:
+        return None
+    return f"{point.qps / peer.qps:.2f}x ({peer.method}, {peer.params.split(', ')[-1]})"
+
+
+def kernel_qps(points: list[Measurement], method: str, prefix: str,
+               suffix: str = "") -> dict[int, float]:
+    """Map the ef or probes value of ``method``'s kernel points to their queries/s."""
+    found = {}
+    for point in points:
+        last = point.params.split(", ")[-1]
+        if point.method == method and last.startswith(prefix) and suffix in point.params:
+            found[int(last[len(prefix):])] = point.qps
+    return found
+
+
+# -- SQL ------------------------------------------------------------------------------------
+
+
+def run_sql(data, grid: Grid, kernel_points, progress) -> tuple[list[Table], list[Measurement]]:
+    tables, points = [], []
+    progress(f"SQL: loading {data.n:,} rows into an in-memory vsql connection")
+    con, load_s = bench_sql.open_packages(data)
+    progress(f"SQL: loaded in {load_s:.1f} s; CREATE INDEX USING hnsw and round trips")
+    hnsw_qps = kernel_qps(kernel_points, "vsql HNSW", "ef_search=")
+    table, found = bench_sql.bench_round_trip(con, data, SQL_EF_VALUES, grid.sql_queries,
+                                              grid.exact_queries, hnsw_qps)
+    tables.append(table)
+    points += found
+
+    progress("SQL: cost of a vector parameter")
+    tables.append(bench_sql.bench_parameter_cost(con, data.xq[0], grid.parameter_repeats))
+
+    progress("SQL: filtered search")
+    table, found, truths = bench_sql.bench_filters(con, data, bench_sql.FILTERS,
+                                                   grid.sql_queries, grid.exact_queries)
+    tables.append(table)
+    points += found
+
+    progress("SQL: IVF-Flat index")
+    lists = bench_sql.ivf_lists(data.n)
+    ivf_qps = kernel_qps(kernel_points, "vsql IVF-Flat", "probes=")
+    table, found = bench_sql.bench_ivf_sql(con, data, lists, SQL_PROBES, grid.sql_queries,
+                                           ivf_qps)
+    tables.append(table)
+    points += found
+    con.close()
+
+    progress("DuckDB vss (separate process)")
+    ef_default = int(SETTINGS["hnsw.ef_search"].default)
+    table, found = bench_sql.bench_vss(data, SQL_EF_VALUES, ef_default, grid.sql_queries, truths)
+    tables.append(table)
+    points += found
+    return tables, points
+
+
+# -- report ---------------------------------------------------------------------------------
+
+
+def machine_facts(load_before: tuple[float, ...]) -> list[str]:
+    def version(package: str) -> str:
+        try:
+            return metadata.version(package)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    load_after = os.getloadavg()
+    versions = ", ".join(f"{name} {version(name)}" for name in
+                         ("duckdb", "numba", "numpy", "pyarrow", "hnswlib", "faiss-cpu"))
+    return [
+        f"date: {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}",
+        f"machine: {os.cpu_count()} cores, {platform.machine()}, {platform.platform(terse=True)}",
+        f"python {platform.python_version()}, {versions}",
+        "load average (1, 5, 15 min) at the start: "
+        + ", ".join(f"{x:.2f}" for x in load_before)
+        + "; at the end: " + ", ".join(f"{x:.2f}" for x in load_after),
+    ]
+
+
+def write_results(command: str, facts: list[str], dataset: str, tables: list[Table],
+                  plot_line: str) -> Path:
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    lines = ["# vsql benchmark results", "", f"Command: `{command}`", "", f"Dataset: {dataset}", ""]
+    lines += [f"- {fact}" for fact in facts] + [""]
+    for table in tables:
+        lines += [table.to_markdown(), ""]
+    if plot_line.startswith("wrote"):
+        lines += ["![recall@10 against queries/s](recall_qps.png)", ""]
+    path = RESULTS_DIR / "results.md"
+    path.write_text("\n".join(lines))
+    return path
+
+
+def main() -> None:
+    args = parse_args()
+    grid = QUICK if args.quick else FULL
+    if args.sql_queries is not None:
+        grid.sql_queries = args.sql_queries
+    n_queries = args.queries if args.queries is not None else (300 if args.quick else None)
+    load_before = os.getloadavg()
+    progress = common.Progress()
+
+    path = sample.dataset_path(True if args.full else (False if args.sample else None))
+    data = common.load_dataset(path, n_queries=n_queries)
+    grid.sql_queries = min(grid.sql_queries, len(data.xq))
+    grid.exact_queries = min(grid.exact_queries, grid.sql_queries)
+    dataset = f"`{path}` ({data.n:,} rows, {len(data.xq):,} queries)"
+    progress(f"dataset {dataset}")
+
+    kernel_points = run_kernels(data, grid, args.skip_build_peers, progress)
+    tables = [kernel_table(kernel_points, data.n, len(data.xq))]
+    sql_tables, sql_points = run_sql(data, grid, kernel_points, progress)
+    tables += sql_tables
+
+    progress("writing results")
+    plot_line = plot_recall_qps(
+        [p for p in kernel_points + sql_points if p.note == ""],
+        RESULTS_DIR / "recall_qps.png",
+        f"pypi-minilm, {data.n:,} rows x 384 dims: recall@10 against queries/s",
+    )
+    command = "python -m benchmarks " + " ".join(sys.argv[1:])
+    results = write_results(command.strip(), machine_facts(load_before), dataset, tables, plot_line)
+    for table in tables:
+        print()
+        print(table.to_markdown())
+    print()
+    print(plot_line)
+    print(f"wrote {results}")
+    progress("done")
+
+
+if __name__ == "__main__":
+    main()
