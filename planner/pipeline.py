@@ -20,12 +20,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 from sqlglot import exp
 
-import numpy as np
-
 from planner import knn
-from planner.parameters import BoundSql, compile_sql
 from planner.dialect import (
     CreateExtension,
     CreateVectorIndex,
@@ -37,6 +35,7 @@ from planner.dialect import (
     to_duckdb,
     uses_vsql_syntax,
 )
+from planner.parameters import BoundSql, compile_sql
 from planner.vectors import parse_vector_text, validate_vector_literals
 
 if TYPE_CHECKING:
@@ -49,8 +48,23 @@ log = logging.getLogger("vsql")
 EXPLAIN_PREFIX = re.compile(
     r"^(?:\s+|--[^\n]*(?:\n|$)|/\*.*?\*/)*EXPLAIN\s+(ANALYZE\s+|ANALYSE\s+)?", re.IGNORECASE | re.DOTALL
 )
-READ_ONLY_KEYWORDS = {"select", "with", "from", "show", "describe", "summarize", "pragma", "values",
-                      "table", "call", "explain", "set", "reset", "load", "install"}
+READ_ONLY_KEYWORDS = {
+    "select",
+    "with",
+    "from",
+    "show",
+    "describe",
+    "summarize",
+    "pragma",
+    "values",
+    "table",
+    "call",
+    "explain",
+    "set",
+    "reset",
+    "load",
+    "install",
+}
 CACHE_SIZE = 512
 
 
@@ -75,7 +89,7 @@ class Prefetch:
         rowids, distances, null = self.index.search(q, self.k, allowed)
         values: Any = distances
         if null.any():
-            values = [None if is_null else float(d) for d, is_null in zip(distances, null)]
+            values = [None if is_null else float(d) for d, is_null in zip(distances, null, strict=True)]
         return {f"__vsql_rowids{self.number}": rowids, f"__vsql_distances{self.number}": values}
 
     def _query_vector(self, connection: Connection, parameters: Any) -> np.ndarray | None:
@@ -163,7 +177,7 @@ class Planner:
 
         explain = EXPLAIN_PREFIX.match(text)
         if explain:
-            inner = self._plan(text[explain.end():])
+            inner = self._plan(text[explain.end() :])
             return commands.explain_plan(inner, analyze=bool(explain.group(1)))
         try:
             trees = parse(text)
@@ -204,7 +218,11 @@ class Planner:
             log.debug("rewrote statement: %s", plan.sql)
         if isinstance(tree, exp.Drop) and (tree.args.get("kind") or "").upper() == "TABLE":
             plan.command = commands.drop_table(plan.sql, written_tables(tree) or set())
-        elif isinstance(tree, exp.Create) and tree.args.get("replace") and (tree.args.get("kind") or "").upper() == "TABLE":
+        elif (
+            isinstance(tree, exp.Create)
+            and tree.args.get("replace")
+            and (tree.args.get("kind") or "").upper() == "TABLE"
+        ):
             plan.command = commands.replace_table(plan.sql, written_tables(tree) or set())
         elif isinstance(tree, exp.Alter):
             plan.command = commands.alter_table(plan.sql, tree)

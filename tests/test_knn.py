@@ -105,7 +105,7 @@ def test_union_branches_both_rewritten(con):
 
 def test_lateral_join_per_query_vector(con):
     con.execute("CREATE INDEX docs_l2 ON docs USING hnsw (embedding vector_l2_ops)")
-    con.execute(f"CREATE TABLE queries AS SELECT id AS qid, embedding AS qv FROM docs WHERE id IN (1, 50, 300)")
+    con.execute("CREATE TABLE queries AS SELECT id AS qid, embedding AS qv FROM docs WHERE id IN (1, 50, 300)")
     sql = ("SELECT qid, n.id, n.d FROM queries, LATERAL (SELECT id, embedding <-> queries.qv AS d FROM docs "
            "ORDER BY d LIMIT 3) AS n ORDER BY qid, n.d")
     with_index, exact = exact_and_indexed(con, sql)

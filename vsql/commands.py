@@ -28,15 +28,23 @@ VECTOR_COLUMN_TYPE = re.compile(r"^(FLOAT|DOUBLE)\[(\d+)\]$", re.IGNORECASE)
 
 def _result(columns: dict[str, pa.Array]) -> tuple[list[tuple], pa.Table]:
     table = pa.table(columns)
-    description = [(name, _sql_type(table.schema.field(name).type), None, None, None, None, None)
-                   for name in table.column_names]
+    description = [
+        (name, _sql_type(table.schema.field(name).type), None, None, None, None, None) for name in table.column_names
+    ]
     return description, table
 
 
 def _sql_type(arrow_type: pa.DataType) -> str:
     """Return the DuckDB name of an Arrow type, for ``cursor.description``."""
-    names = {pa.string(): "VARCHAR", pa.large_string(): "VARCHAR", pa.int64(): "BIGINT",
-             pa.int32(): "INTEGER", pa.float64(): "DOUBLE", pa.float32(): "FLOAT", pa.bool_(): "BOOLEAN"}
+    names = {
+        pa.string(): "VARCHAR",
+        pa.large_string(): "VARCHAR",
+        pa.int64(): "BIGINT",
+        pa.int32(): "INTEGER",
+        pa.float64(): "DOUBLE",
+        pa.float32(): "FLOAT",
+        pa.bool_(): "BOOLEAN",
+    }
     return names.get(arrow_type, str(arrow_type).upper())
 
 
@@ -77,8 +85,14 @@ def create_index(tree: exp.Expression):
                 return None
             raise ProgrammingError(f'relation "{name}" already exists')
         definition = IndexDefinition(
-            name=name.lower(), schema_name=names[0], table_name=names[1], column_name=names[2],
-            method=spec.method, metric=spec.metric, opclass=spec.opclass, dims=dims,
+            name=name.lower(),
+            schema_name=names[0],
+            table_name=names[1],
+            column_name=names[2],
+            method=spec.method,
+            metric=spec.metric,
+            opclass=spec.opclass,
+            dims=dims,
             options=dict(spec.options),
         )
         manager.create(definition)
@@ -88,7 +102,9 @@ def create_index(tree: exp.Expression):
 
 
 def _duckdb_index_exists(connection: Connection, name: str) -> bool:
-    rows = connection.send("SELECT count(*) FROM duckdb_indexes() WHERE lower(index_name) = lower(?)", [name]).fetchall()
+    rows = connection.send(
+        "SELECT count(*) FROM duckdb_indexes() WHERE lower(index_name) = lower(?)", [name]
+    ).fetchall()
     return rows[0][0] > 0
 
 
@@ -130,7 +146,9 @@ def replace_table(sql: str, tables: set[str]):
 def _table_exists(connection: Connection, table: str) -> bool:
     rows = connection.send(
         "SELECT count(*) FROM duckdb_tables() WHERE database_name = current_database() "
-        "AND lower(table_name) = lower(?)", [table]).fetchall()
+        "AND lower(table_name) = lower(?)",
+        [table],
+    ).fetchall()
     return rows[0][0] > 0
 
 
@@ -160,8 +178,12 @@ def alter_table(sql: str, tree: exp.Alter):
 
 def set_setting(tree: exp.Expression):
     def run(connection: Connection, parameters: Any) -> None:
-        connection.settings.set(tree.args["name"], tree.args["value"], local=bool(tree.args.get("local")),
-                                in_transaction=connection.in_transaction)
+        connection.settings.set(
+            tree.args["name"],
+            tree.args["value"],
+            local=bool(tree.args.get("local")),
+            in_transaction=connection.in_transaction,
+        )
 
     return run
 
@@ -193,14 +215,10 @@ def with_index_listing(sql: str):
 
     def run(connection: Connection, parameters: Any):
         connection.indexes.refresh_listing()
-        return _result({name: column for name, column in
-                        zip(*_columns(connection.query_arrow(sql, parameters)))})
+        table = connection.query_arrow(sql, parameters)
+        return _result(dict(zip(table.column_names, table.columns, strict=True)))
 
     return run
-
-
-def _columns(table: pa.Table) -> tuple[list[str], list[pa.ChunkedArray]]:
-    return table.column_names, table.columns
 
 
 def explain_plan(inner: Plan, analyze: bool) -> Plan:
@@ -220,5 +238,11 @@ def explain_plan(inner: Plan, analyze: bool) -> Plan:
             values += [row[1] for row in rows]
         return _result({"explain_key": pa.array(keys, pa.string()), "explain_value": pa.array(values, pa.string())})
 
-    return Plan(command=run, indexes=inner.indexes, notes=inner.notes, matches=inner.matches,
-                prefetch=inner.prefetch, main=inner.main)
+    return Plan(
+        command=run,
+        indexes=inner.indexes,
+        notes=inner.notes,
+        matches=inner.matches,
+        prefetch=inner.prefetch,
+        main=inner.main,
+    )

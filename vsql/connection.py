@@ -26,8 +26,7 @@ class Connection:
     :meth:`rollback` then end.
     """
 
-    def __init__(self, database: str = ":memory:", *, read_only: bool = False,
-                 config: dict | None = None) -> None:
+    def __init__(self, database: str = ":memory:", *, read_only: bool = False, config: dict | None = None) -> None:
         from planner.pipeline import Planner
         from udfs import sql_functions
         from vsql.index_manager import IndexManager
@@ -150,8 +149,10 @@ class Connection:
             if plan.command is not None:
                 result = plan.command(self, parameters)
                 if result is None:
-                    cursor._set_rows([("Success", "BOOLEAN", None, None, None, None, None)],
-                                     pa.table({"Success": pa.array([], pa.bool_())}))
+                    cursor._set_rows(
+                        [("Success", "BOOLEAN", None, None, None, None, None)],
+                        pa.table({"Success": pa.array([], pa.bool_())}),
+                    )
                 else:
                     cursor._set_rows(*result)
                 self._release(cursor)

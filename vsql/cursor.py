@@ -27,7 +27,7 @@ class _Rows:
     def _all_rows(self) -> list[tuple]:
         if self._rows is None:
             columns = [column.to_pylist() for column in self.table.columns]
-            self._rows = list(zip(*columns)) if columns else []
+            self._rows = list(zip(*columns, strict=True)) if columns else []
         return self._rows
 
     def fetch(self, size: int | None) -> list[tuple]:

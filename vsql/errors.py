@@ -103,9 +103,7 @@ _PGVECTOR_WORDINGS: list[tuple[re.Pattern[str], str]] = [
 
 
 # DuckDB reports a vector literal of the wrong length by quoting it whole.
-_LITERAL_LENGTH = re.compile(
-    r"value '\[([^']*)\]' can't be cast to the destination type (?:FLOAT|DOUBLE)\[(\d+)\]"
-)
+_LITERAL_LENGTH = re.compile(r"value '\[([^']*)\]' can't be cast to the destination type (?:FLOAT|DOUBLE)\[(\d+)\]")
 
 
 def _pgvector_message(message: str) -> str:

@@ -1,7 +1,7 @@
 """Vector indexes of one connection: creation, loading, synchronisation with their tables, search.
 
 An index maps internal ids (rows of the numba kernel) to DuckDB ``rowid``s and keeps a hash of
-each row's vector. Before an index answers a query, :meth:`ManagedIndex.sync` compares those
+each row's vector. Before an index is searched, :meth:`ManagedIndex.sync` compares those
 pairs with the table and applies every difference, so an index is never stale, whichever client
 wrote the table:
 
@@ -119,8 +119,7 @@ class ManagedIndex:
     def _scan_hashes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         d = self.definition
         table = self.connection.query_arrow(
-            f"SELECT rowid, hash({d.quoted_column}), {d.quoted_column} IS NULL "
-            f"FROM {d.qualified_table}"
+            f"SELECT rowid, hash({d.quoted_column}), {d.quoted_column} IS NULL FROM {d.qualified_table}"
         )
         rowids = table.column(0).to_numpy().astype(np.int64, copy=False)
         hashes = table.column(1).to_numpy().astype(np.uint64, copy=False)
@@ -136,8 +135,7 @@ class ManagedIndex:
             table = self.connection.query_arrow(sql)
         else:
             sql = (
-                f"SELECT rowid, {d.quoted_column} FROM {d.qualified_table} "
-                f"WHERE rowid IN (SELECT unnest($1::BIGINT[]))"
+                f"SELECT rowid, {d.quoted_column} FROM {d.qualified_table} WHERE rowid IN (SELECT unnest($1::BIGINT[]))"
             )
             table = self.connection.query_arrow(sql, [rowids])
         got_rowids = table.column(0).to_numpy().astype(np.int64, copy=False)
@@ -161,8 +159,12 @@ class ManagedIndex:
         live = np.flatnonzero(self.node_rowids >= 0)
         kept, gone = self._match(live, self.node_rowids, self.node_hashes, rowids, hashes, claimed)
         kept_excluded, _ = self._match(
-            np.arange(len(self.excluded_rowids)), self.excluded_rowids, self.excluded_hashes,
-            rowids, hashes, claimed,
+            np.arange(len(self.excluded_rowids)),
+            self.excluded_rowids,
+            self.excluded_hashes,
+            rowids,
+            hashes,
+            claimed,
         )
         relabeled = self._relabel(gone, rowids, hashes, claimed, is_null)
         gone = np.setdiff1d(gone, relabeled, assume_unique=True)
@@ -177,8 +179,11 @@ class ManagedIndex:
             if len(gone):
                 self.kernel.remove(gone)
                 self.node_rowids[gone] = -1
-            previous_excluded = (self.excluded_rowids[kept_excluded], self.excluded_hashes[kept_excluded],
-                                 self.excluded_is_null[kept_excluded])
+            previous_excluded = (
+                self.excluded_rowids[kept_excluded],
+                self.excluded_hashes[kept_excluded],
+                self.excluded_is_null[kept_excluded],
+            )
             self._reset_excluded(*previous_excluded)
             self._add_rows(rowids[new_rows], hashes[new_rows], len(rowids))
             new_null = np.flatnonzero(~claimed & is_null)
@@ -189,7 +194,11 @@ class ManagedIndex:
         if len(gone) or len(new_rows) or len(relabeled):
             log.info(
                 "index %s synced with %s: %d added, %d removed, %d renumbered in %.3f s",
-                self.name, self.definition.table_name, len(new_rows), len(gone), len(relabeled),
+                self.name,
+                self.definition.table_name,
+                len(new_rows),
+                len(gone),
+                len(relabeled),
                 time.perf_counter() - started,
             )
         registered = self.connection.indexes.get(self.name) is self
@@ -248,9 +257,12 @@ class ManagedIndex:
         available = _available_memory()
         if estimate is None or available is None:
             return
-        needed = estimate(n, self.definition.dims, **{
-            k: v for k, v in _kernel_options(self.definition).items() if k in ("m",)
-        }) + n * self.definition.dims * 4
+        needed = (
+            estimate(
+                n, self.definition.dims, **{k: v for k, v in _kernel_options(self.definition).items() if k in ("m",)}
+            )
+            + n * self.definition.dims * 4
+        )
         if needed > available:
             raise OperationalError(
                 f'index "{self.name}" needs about {needed / 2**30:.1f} GiB of memory for {n:,} rows, '
@@ -330,7 +342,7 @@ class ManagedIndex:
         arrays = persistence.read_arrays(self.connection, self.name)
         if "node_rowids" not in arrays:
             return False
-        kernel_arrays = {key[len("kernel."):]: value for key, value in arrays.items() if key.startswith("kernel.")}
+        kernel_arrays = {key[len("kernel.") :]: value for key, value in arrays.items() if key.startswith("kernel.")}
         kernels.ensure_compiled(self.definition.method)
         self.kernel = _kernel_class(self.definition.method).from_arrays(kernel_arrays, arrays["xb"])
         self.node_rowids, self.node_hashes = arrays["node_rowids"], arrays["node_hashes"]
@@ -373,8 +385,9 @@ class ManagedIndex:
         share = n_matching / max(self.n_live, 1)
         return "two-hop" if share < TWO_HOP_BELOW else "post-filter"
 
-    def search(self, q: np.ndarray | None, k: int,
-               allowed_rowids: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def search(
+        self, q: np.ndarray | None, k: int, allowed_rowids: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Return rowids, exact distances and NULL flags of the ``k`` rows nearest ``q``, best first.
 
         Every excluded row (NULL vector, or zero vector under cosine) that passes the filter is
@@ -396,12 +409,16 @@ class ManagedIndex:
             nodes, distances = self._search_nodes(metric, query, k, allowed_rowids)
             null = np.zeros(len(nodes), dtype=bool)
         extra_rowids, extra_null = self._excluded_rows(k - len(nodes), allowed_rowids)
-        return (np.concatenate([self.node_rowids[nodes], extra_rowids]),
-                np.concatenate([distances, np.full(len(extra_rowids), np.nan)]),
-                np.concatenate([null, extra_null | (q is None)]))
+        return (
+            np.concatenate([self.node_rowids[nodes], extra_rowids]),
+            np.concatenate([distances, np.full(len(extra_rowids), np.nan)]),
+            np.concatenate([null, extra_null | (q is None)]),
+        )
 
     def _any_nodes(self, k: int, allowed_rowids: np.ndarray | None) -> np.ndarray:
-        nodes = self.allowed_nodes(allowed_rowids) if allowed_rowids is not None else np.flatnonzero(self.node_rowids >= 0)
+        nodes = (
+            self.allowed_nodes(allowed_rowids) if allowed_rowids is not None else np.flatnonzero(self.node_rowids >= 0)
+        )
         return nodes[:k]
 
     def _search_nodes(self, metric: int, query: np.ndarray, k: int, allowed_rowids):
@@ -464,7 +481,8 @@ class IndexManager:
 
     def find(self, schema_name: str, table_name: str, column_name: str) -> list[ManagedIndex]:
         return [
-            index for index in self.indexes.values()
+            index
+            for index in self.indexes.values()
             if index.definition.schema_name.lower() == schema_name.lower()
             and index.definition.table_name.lower() == table_name.lower()
             and index.definition.column_name.lower() == column_name.lower()
@@ -513,7 +531,9 @@ class IndexManager:
             ).fetchall()
             match = VECTOR_COLUMN_TYPE.match(rows[0][0]) if rows else None
             if match is None or int(match.group(2)) != d.dims:
-                log.warning("index %s dropped: column %s.%s is gone or changed type", d.name, d.table_name, d.column_name)
+                log.warning(
+                    "index %s dropped: column %s.%s is gone or changed type", d.name, d.table_name, d.column_name
+                )
                 self.drop(d.name)
             else:
                 index.dirty = True
@@ -532,12 +552,18 @@ class IndexManager:
             options.append(", ".join(f"{k}={v}" for k, v in sorted(d.options.items())))
             rows.append(index.n_live)
             memory.append(index.memory_bytes())
-        listing = pa.table({
-            "index_name": pa.array(names, pa.string()), "table_name": pa.array(tables, pa.string()),
-            "column_name": pa.array(columns, pa.string()), "method": pa.array(methods, pa.string()),
-            "metric": pa.array(metrics_, pa.string()), "options": pa.array(options, pa.string()),
-            "rows": pa.array(rows, pa.int64()), "memory_bytes": pa.array(memory, pa.int64()),
-        })
+        listing = pa.table(
+            {
+                "index_name": pa.array(names, pa.string()),
+                "table_name": pa.array(tables, pa.string()),
+                "column_name": pa.array(columns, pa.string()),
+                "method": pa.array(methods, pa.string()),
+                "metric": pa.array(metrics_, pa.string()),
+                "options": pa.array(options, pa.string()),
+                "rows": pa.array(rows, pa.int64()),
+                "memory_bytes": pa.array(memory, pa.int64()),
+            }
+        )
         self.connection.duckdb.register("__vsql_listing", listing)
         try:
             self.connection.send("CREATE OR REPLACE TEMP TABLE vsql_indexes AS SELECT * FROM __vsql_listing")
@@ -546,21 +572,25 @@ class IndexManager:
 
     def describe_filter(self, match, parameters) -> str:
         """Return the EXPLAIN line about a kNN query's WHERE clause and the strategy it gets."""
-        from planner.dialect import to_duckdb
         from sqlglot import exp
+
+        from planner.dialect import to_duckdb
 
         where = match.select.args.get("where")
         if where is None:
             return ""
         if where.find(exp.Placeholder):
-            return ("Filter: matching rows are counted when the query runs; at most "
-                    f"{EXACT_FILTER_ROWS:,} get an exact scan, more a filtered index search")
+            return (
+                "Filter: matching rows are counted when the query runs; at most "
+                f"{EXACT_FILTER_ROWS:,} get an exact scan, more a filtered index search"
+            )
         index = match.index
         index.sync()
         table_sql = to_duckdb(match.table)
         try:
             matching = self.connection.send(
-                f"SELECT count(*) FROM {table_sql} WHERE {to_duckdb(where.this)}").fetchall()[0][0]
+                f"SELECT count(*) FROM {table_sql} WHERE {to_duckdb(where.this)}"
+            ).fetchall()[0][0]
         except ProgrammingError:
             return "Filter: depends on the outer query, so matching rows are counted for each outer row"
         total = len(index.node_rowids) and index.n_live + len(index.excluded_rowids)
@@ -569,9 +599,8 @@ class IndexManager:
         why = {
             "exact": f"exact scan of the matching rows (at most {EXACT_FILTER_ROWS:,} match)",
             "two-hop": f"filtered HNSW walk through the neighbours of non-matching rows "
-                       f"(under {TWO_HOP_BELOW:.0%} match)",
-            "post-filter": f"HNSW walk that skips non-matching rows until k match "
-                           f"(at least {TWO_HOP_BELOW:.0%} match)",
+            f"(under {TWO_HOP_BELOW:.0%} match)",
+            "post-filter": f"HNSW walk that skips non-matching rows until k match (at least {TWO_HOP_BELOW:.0%} match)",
             "probe": "IVF probes more lists until k matching rows are found",
         }[strategy]
         return f"Filter: {matching:,} of {total:,} rows match ({share:.1f}%): {why}"
@@ -622,8 +651,13 @@ class IndexManager:
         self.connection.duckdb.create_function(
             UDF_NAME,
             self._udf,
-            [duckdb.sqltype("VARCHAR"), duckdb.sqltype("DOUBLE[]"), duckdb.sqltype("BIGINT"),
-             duckdb.sqltype("BIGINT[]"), duckdb.sqltype("BOOLEAN")],
+            [
+                duckdb.sqltype("VARCHAR"),
+                duckdb.sqltype("DOUBLE[]"),
+                duckdb.sqltype("BIGINT"),
+                duckdb.sqltype("BIGINT[]"),
+                duckdb.sqltype("BOOLEAN"),
+            ],
             duckdb.sqltype("STRUCT(vsql_rowid BIGINT, vsql_distance DOUBLE)[]"),
             type="arrow",
             null_handling="special",
@@ -637,12 +671,19 @@ class IndexManager:
         for row, name in enumerate(names):
             index = self.indexes[name]
             query = queries[row]
-            q = None if not query.is_valid else np.asarray(query.values.to_numpy(zero_copy_only=False), dtype=np.float32)
+            q = (
+                None
+                if not query.is_valid
+                else np.asarray(query.values.to_numpy(zero_copy_only=False), dtype=np.float32)
+            )
             allowed = None
             if filtered[row]:
                 allowed_value = allowed_lists[row]
-                allowed = (np.sort(np.asarray(allowed_value.values.to_numpy(zero_copy_only=False), dtype=np.int64))
-                           if allowed_value.is_valid else np.empty(0, np.int64))
+                allowed = (
+                    np.sort(np.asarray(allowed_value.values.to_numpy(zero_copy_only=False), dtype=np.int64))
+                    if allowed_value.is_valid
+                    else np.empty(0, np.int64)
+                )
             if q is not None and len(q) != index.definition.dims:
                 raise ValueError(f"expected {index.definition.dims} dimensions, not {len(q)}")
             results.append(index.search(q, int(ks[row]), allowed))

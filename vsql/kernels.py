@@ -39,13 +39,13 @@ def ensure_compiled(method: str) -> None:
             notice.cancel()
         elapsed = time.perf_counter() - started
         if elapsed > NOTICE_AFTER_SECONDS:
-            print(f"vsql: {method} kernels ready after {elapsed:.1f} s (cached for later runs)",
-                  file=sys.stderr)
+            print(f"vsql: {method} kernels ready after {elapsed:.1f} s (cached for later runs)", file=sys.stderr)
         log.debug("%s kernels ready in %.2f s", method, elapsed)
         _ready.add(method)
 
 
 def _announce(method: str, done: threading.Event) -> None:
     if not done.is_set():
-        print(f"vsql: compiling the {method} kernels (first run only; numba caches them)...",
-              file=sys.stderr, flush=True)
+        print(
+            f"vsql: compiling the {method} kernels (first run only; numba caches them)...", file=sys.stderr, flush=True
+        )

@@ -41,18 +41,24 @@ def write_arrays(connection: Connection, index_name: str, arrays: dict[str, np.n
 
 def read_arrays(connection: Connection, index_name: str) -> dict[str, np.ndarray]:
     """Return the stored arrays of ``index_name`` (empty when none were stored)."""
-    rows = connection.send(
+    table = connection.query_arrow(
         f"SELECT array_name, dtype, shape, data FROM {SCHEMA}.index_data "
         f"WHERE index_name = ? ORDER BY array_name, part",
         [index_name],
-    ).fetchall()
+    )
+    names = table.column("array_name").to_pylist()
+    dtypes = table.column("dtype").to_pylist()
+    shapes = table.column("shape").to_pylist()
+    data = table.column("data").to_pylist()
     chunks: dict[str, list[bytes]] = {}
     headers: dict[str, tuple[str, list[int]]] = {}
-    for array_name, dtype, shape, data in rows:
-        chunks.setdefault(array_name, []).append(bytes(data))
+    for array_name, dtype, shape, chunk in zip(names, dtypes, shapes, data, strict=True):
+        chunks.setdefault(array_name, []).append(chunk)
         headers[array_name] = (dtype, json.loads(shape))
     arrays = {}
     for array_name, parts in chunks.items():
         dtype, shape = headers[array_name]
-        arrays[array_name] = np.frombuffer(b"".join(parts), dtype=np.dtype(dtype)).reshape(shape).copy()
+        raw = parts[0] if len(parts) == 1 else b"".join(parts)
+        # frombuffer over bytes is read-only; kernels append to some arrays, so copy once.
+        arrays[array_name] = np.frombuffer(raw, dtype=np.dtype(dtype)).reshape(shape).copy()
     return arrays

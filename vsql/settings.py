@@ -36,8 +36,7 @@ class Setting:
             ) from None
         if not self.minimum <= number <= self.maximum:  # type: ignore[operator]
             raise ProgrammingError(
-                f'{number} is outside the valid range for parameter "{self.name}" '
-                f"({self.minimum} .. {self.maximum})"
+                f'{number} is outside the valid range for parameter "{self.name}" ({self.minimum} .. {self.maximum})'
             )
         return number
 
