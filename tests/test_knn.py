@@ -298,3 +298,43 @@ def test_correlated_filter_in_lateral(con):
     assert all(row[0] != row[1] for row in with_index)
     plan = [row[1] for row in con.execute("EXPLAIN " + sql).fetchall() if row[0] == "vsql_plan"]
     assert any("outer query" in line for line in plan)
+
+
+def test_truncate_then_insert(con):
+    con.execute("CREATE INDEX docs_l2 ON docs USING hnsw (embedding vector_l2_ops)")
+    con.execute("TRUNCATE docs")
+    assert con.execute("SELECT id FROM docs ORDER BY embedding <-> ? LIMIT 5", [[0.0] * DIM]).fetchall() == []
+    con.execute("INSERT INTO docs VALUES (1, 'en', 2020, ?), (2, 'en', 2020, ?)", [[1.0] * DIM, [2.0] * DIM])
+    rows = con.execute("SELECT id FROM docs ORDER BY embedding <-> ? LIMIT 5", [[2.1] * DIM]).fetchall()
+    assert rows == [(2,), (1,)]
+
+
+def test_rename_table_and_column(con):
+    con.execute("CREATE INDEX docs_l2 ON docs USING hnsw (embedding vector_l2_ops)")
+    con.execute("ALTER TABLE docs RENAME TO articles")
+    con.execute("ALTER TABLE articles RENAME COLUMN embedding TO vec")
+    definition = con.indexes.get("docs_l2").definition
+    assert (definition.table_name, definition.column_name) == ("articles", "vec")
+    q = clustered(1, seed=3)[0].tolist()
+    sql = "SELECT id, vec <-> ? AS d FROM articles ORDER BY d LIMIT 5"
+    plan = [row[1] for row in con.execute("EXPLAIN " + sql, [q]).fetchall() if row[0] == "vsql_plan"]
+    assert plan[0].startswith("HNSW Index Scan using docs_l2 on articles")
+    assert_same_answer(*exact_and_indexed(con, sql, [q]))
+
+
+def test_drop_indexed_column_drops_index(con):
+    con.execute("CREATE INDEX docs_l2 ON docs USING hnsw (embedding vector_l2_ops)")
+    con.execute("ALTER TABLE docs DROP COLUMN embedding")
+    assert con.indexes.get("docs_l2") is None
+
+
+def test_rollback_of_insert_is_seen(con):
+    con.execute("CREATE INDEX docs_l2 ON docs USING hnsw (embedding vector_l2_ops)")
+    far = [500.0] * DIM
+    con.execute("BEGIN")
+    con.execute("INSERT INTO docs VALUES (7777, 'en', 2020, ?)", [far])
+    assert con.execute("SELECT id FROM docs ORDER BY embedding <-> ? LIMIT 1", [far]).fetchall() == [(7777,)]
+    con.execute("ROLLBACK")
+    assert con.execute("SELECT id FROM docs ORDER BY embedding <-> ? LIMIT 1", [far]).fetchall() != [(7777,)]
+    con.execute("INSERT INTO docs VALUES (8888, 'en', 2020, ?)", [far])
+    assert con.execute("SELECT id FROM docs ORDER BY embedding <-> ? LIMIT 1", [far]).fetchall() == [(8888,)]
