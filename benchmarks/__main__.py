@@ -25,7 +25,7 @@ from pathlib import Path
 
 from benchmarks import bench_hnsw, bench_ivf, bench_sql
 from benchmarks.common import K, Measurement, Table
-from benchmarks.plot import plot_recall_qps
+from benchmarks.plot import plot_recall_qps, save_points
 from vsql import sample
 from vsql.settings import SETTINGS
 
@@ -46,7 +46,7 @@ class Grid:
     parameter_repeats: int
 
 
-FULL = Grid(bench_hnsw.EF_VALUES, bench_ivf.PROBES, 300, 30, 300)
+FULL = Grid(bench_hnsw.EF_VALUES, bench_ivf.PROBES, 300, 20, 300)
 QUICK = Grid((16, 40, 64, 100), (4, 8, 32), 100, 10, 100)
 
 
@@ -213,6 +213,8 @@ def machine_facts(load_before: tuple[float, ...]) -> list[str]:
         f"date: {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}",
         f"machine: {os.cpu_count()} cores, {platform.machine()}, {platform.platform(terse=True)}",
         f"python {platform.python_version()}, {versions}",
+        f"timing: every search is timed in {common.TIMING_ROUNDS} rounds and the fastest counts; "
+        "builds are timed once",
         "load average (1, 5, 15 min) at the start: "
         + ", ".join(f"{x:.2f}" for x in load_before)
         + "; at the end: " + ", ".join(f"{x:.2f}" for x in load_after),
@@ -255,11 +257,11 @@ def main() -> None:
     tables += sql_tables
 
     progress("writing results")
-    plot_line = plot_recall_qps(
-        [p for p in kernel_points + sql_points if p.note == ""],
-        RESULTS_DIR / "recall_qps.png",
-        f"pypi-minilm, {data.n:,} rows x 384 dims: recall@10 against queries/s",
-    )
+    measured = [p for p in kernel_points + sql_points if p.note == ""]
+    title = f"pypi-minilm, {data.n:,} rows x 384 dims: recall@10 against queries/s"
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    save_points(measured, title, RESULTS_DIR / "points.json")
+    plot_line = plot_recall_qps(measured, RESULTS_DIR / "recall_qps.png", title)
     command = "python -m benchmarks " + " ".join(sys.argv[1:])
     results = write_results(command.strip(), machine_facts(load_before), dataset, tables, plot_line)
     for table in tables:

@@ -25,7 +25,9 @@ import faiss
 import numba
 import numpy as np
 
-from benchmarks.common import BUILD_THREADS, K, Dataset, Measurement, recall_at_k, timed
+from benchmarks.common import (
+    BUILD_THREADS, K, TIMING_ROUNDS, Dataset, Measurement, best_of, recall_at_k, timed,
+)
 from udfs import ivf, pq
 from udfs.ivf import IvfFlatIndex
 from udfs.metrics import prepare_rows
@@ -107,7 +109,7 @@ def bench_ivf(data: Dataset, probes: Sequence[int] = PROBES, lists: int = LISTS,
     for method, family, is_peer, params, build_s, memory, search in runs:
         search(probes[0])  # the first call of a numba kernel may load it from the cache
         for nprobe in probes:
-            found, seconds = timed(lambda s=search, p=nprobe: s(p))
+            found, seconds = best_of(TIMING_ROUNDS, lambda s=search, p=nprobe: s(p))
             results.append(Measurement(
                 "kernels", method, f"{params}, probes={nprobe}",
                 recall_at_k(found, data.truth_rows), len(data.xq) / seconds, build_s, memory,
@@ -141,7 +143,7 @@ def main() -> None:
         cells = []
         search(PROBES[0])
         for probes in PROBES:
-            found, seconds = timed(lambda s=search, p=probes: s(p))
+            found, seconds = best_of(TIMING_ROUNDS, lambda s=search, p=probes: s(p))
             recall = recall_at_k(found, data.truth_rows)
             cells.append(f"{recall:.3f} @ {len(data.xq) / seconds:,.0f} q/s")
         print(f"| {method} ({params}) | " + " | ".join(cells) + " |", flush=True)

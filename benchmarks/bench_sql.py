@@ -23,7 +23,9 @@ import numba
 import numpy as np
 
 import vsql
-from benchmarks.common import BUILD_THREADS, K, Dataset, Measurement, Table, recall_at_k, timed
+from benchmarks.common import (
+    BUILD_THREADS, K, TIMING_ROUNDS, Dataset, Measurement, Table, best_of, recall_at_k, timed,
+)
 from vsql import sample
 
 KNN_SQL = "SELECT id, embedding <=> ? AS distance FROM packages{where} ORDER BY distance LIMIT 10"
@@ -67,9 +69,9 @@ class QueryRun:
 
 
 def run_queries(con: vsql.Connection, data: Dataset, sql: str, xq: np.ndarray) -> QueryRun:
-    """Run ``sql`` once per row of ``xq`` after one untimed warm-up call."""
+    """Run ``sql`` once per row of ``xq``, in ``TIMING_ROUNDS`` rounds after one warm-up call."""
     con.execute(sql, [xq[0]]).fetchall()
-    found, seconds = timed(lambda: [con.execute(sql, [q]).fetchall() for q in xq])
+    found, seconds = best_of(TIMING_ROUNDS, lambda: [con.execute(sql, [q]).fetchall() for q in xq])
     rows = [data.rows_of_ids([row[0] for row in result]) for result in found]
     return QueryRun(seconds, rows)
 
@@ -159,7 +161,7 @@ def bench_parameter_cost(con: vsql.Connection, q: np.ndarray, repeats: int) -> T
             return execute(sql, parameters).fetchall()
 
         call()
-        _, seconds = timed(lambda call=call: [call() for _ in range(repeats)])
+        _, seconds = best_of(TIMING_ROUNDS, lambda call=call: [call() for _ in range(repeats)])
         ms = 1000 * seconds / repeats
         baseline.setdefault(through, ms)
         extra = ms - baseline[through] if parameters is not None else None
@@ -308,6 +310,7 @@ def bench_vss(
         return table, []
 
     request = {"path": str(data.path), "queries": n_queries, "m": 16, "ef_construction": 64,
+               "rounds": TIMING_ROUNDS,
                "ef_values": list(ef_values), "filters": [f for f in truths if f],
                "filter_ef": filter_ef}
     worker = Path(__file__).with_name("vss_worker.py")

@@ -97,7 +97,7 @@ def test_deletes_and_persistence(tmp_path):
             "SELECT id FROM docs ORDER BY embedding <-> ? LIMIT 30", [x[0].tolist()]).fetchall()]
         connection.execute(f"DELETE FROM docs WHERE id IN ({','.join(map(str, nearest))})")
     with vsql.connect(path) as connection:
-        assert connection.indexes.get("docs_pq").kernel is not None
+        assert connection.indexes.get("docs_pq").load()
         rows = connection.execute("SELECT id FROM docs ORDER BY embedding <-> ? LIMIT 10", [x[0].tolist()]).fetchall()
         assert len(rows) == 10
         assert not set(nearest) & {r[0] for r in rows}

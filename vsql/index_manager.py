@@ -93,6 +93,9 @@ class ManagedIndex:
         self.dirty = True
         self.changes_since_persist = 0
         self._lookup: tuple[np.ndarray, np.ndarray] | None = None
+        # True until the arrays stored in the file are read: opening a database stays cheap,
+        # and kernels compile only for a process that searches.
+        self.stored = False
 
     # -- facts ------------------------------------------------------------------------------
 
@@ -150,6 +153,8 @@ class ManagedIndex:
 
     def sync(self) -> None:
         """Bring the index up to date with its table (see the module docstring)."""
+        if self.stored:
+            self._load_stored()
         if not self.dirty:
             return
         started = time.perf_counter()
@@ -337,6 +342,14 @@ class ManagedIndex:
         arrays["node_hashes"] = self.node_hashes
         return arrays
 
+    def _load_stored(self) -> None:
+        self.stored = False
+        try:
+            self.load()
+        except (duckdb.Error, ValueError, KeyError, TypeError) as error:
+            log.warning("index %s could not be loaded (%s); it will be rebuilt", self.name, error)
+            self.kernel = None
+
     def load(self) -> bool:
         """Load the stored index; return False when none is stored. The next sync() checks it."""
         arrays = persistence.read_arrays(self.connection, self.name)
@@ -469,13 +482,10 @@ class IndexManager:
     # -- catalog ----------------------------------------------------------------------------
 
     def load(self) -> None:
+        """Read the index definitions; each index loads its arrays when first used."""
         for definition in catalog.read_definitions(self.connection):
             index = ManagedIndex(self.connection, definition)
-            try:
-                index.load()
-            except (duckdb.Error, Exception) as error:  # noqa: BLE001 - rebuilt from the table below
-                log.warning("index %s could not be loaded (%s); it will be rebuilt", definition.name, error)
-                index.kernel = None
+            index.stored = True
             self.indexes[definition.name] = index
         self.version += 1
 
