@@ -53,6 +53,7 @@ class KnnMatch:
     negate: bool  # True for inner_product, whose value is minus the index's distance
     k: int
     offset: int
+    where: exp.Expression | None = None  # the filter, kept here because a rewrite may remove it
 
 
 def _int_literal(node: exp.Expression | None) -> int | None:
@@ -205,7 +206,9 @@ def match_knn(select: exp.Select, indexes: IndexManager, enabled: bool) -> KnnMa
     if not usable:
         have = ", ".join(f"{i.name} ({i.definition.metric})" for i in candidates)
         return f"no index on {table.name}.{column} for {metric} distance; existing: {have}"
-    return KnnMatch(select, usable[0], table, call, query, kind == "inner_product", k, offset)
+    where = select.args.get("where")
+    filter_ = where.this.copy() if where is not None else None
+    return KnnMatch(select, usable[0], table, call, query, kind == "inner_product", k, offset, filter_)
 
 
 def describe(match: KnnMatch, settings) -> str:
@@ -231,8 +234,7 @@ def can_prefetch(match: KnnMatch) -> bool:
     names = {match.table.alias_or_name.lower(), match.table.name.lower()}
     if _outer_columns(match.query, set()):
         return False
-    where = match.select.args.get("where")
-    return where is None or not _outer_columns(where.this, names)
+    return match.where is None or not _outer_columns(match.where, names)
 
 
 def _outer_columns(node: exp.Expression, own_names: set[str]) -> bool:
@@ -252,11 +254,10 @@ def _outer_columns(node: exp.Expression, own_names: set[str]) -> bool:
 
 def filter_query(match: KnnMatch) -> exp.Select | None:
     """Return ``SELECT rowid FROM table WHERE <filter>`` for a filtered match, else None."""
-    where = match.select.args.get("where")
-    if where is None:
+    if match.where is None:
         return None
     alias = match.table.alias_or_name
-    return exp.select(exp.column("rowid", table=alias)).from_(match.table.copy()).where(where.this.copy())
+    return exp.select(exp.column("rowid", table=alias)).from_(match.table.copy()).where(match.where.copy())
 
 
 def _replace_distance(match: KnnMatch) -> None:
@@ -292,6 +293,9 @@ def rewrite_prefetched(match: KnnMatch, number: int) -> None:
     )
     _replace_distance(match)
     _join_candidates(match, derived)
+    # Every candidate came from the rows the WHERE clause kept a moment earlier in the same
+    # transaction, so evaluating it again would only repeat the filter's scan.
+    match.select.set("where", None)
 
 
 def rewrite_knn(match: KnnMatch) -> None:

@@ -586,7 +586,7 @@ class IndexManager:
 
         from planner.dialect import to_duckdb
 
-        where = match.select.args.get("where")
+        where = match.where
         if where is None:
             return ""
         if where.find(exp.Placeholder):
@@ -599,7 +599,7 @@ class IndexManager:
         table_sql = to_duckdb(match.table)
         try:
             matching = self.connection.send(
-                f"SELECT count(*) FROM {table_sql} WHERE {to_duckdb(where.this)}"
+                f"SELECT count(*) FROM {table_sql} WHERE {to_duckdb(where)}"
             ).fetchall()[0][0]
         except ProgrammingError:
             return "Filter: depends on the outer query, so matching rows are counted for each outer row"
