@@ -33,8 +33,8 @@ TIMING_ROUNDS = 3
 class Dataset:
     """Base and query vectors of one pypi-minilm directory, with each query's exact top K.
 
-    ``truth_rows`` are row positions in ``xb``, converted from the base ids of the truth file:
-    the full dataset's ids equal row numbers, but the bundled sample keeps the ids of the full
+    ``truth_rows`` are row positions in ``xb``, converted from the base ids of the truth file.
+    The full dataset's ids equal row numbers. The bundled sample keeps the ids of the full
     dataset, so its ids are looked up in ``base_ids``.
     """
 
@@ -97,7 +97,7 @@ def recall_at_k(found: Sequence[np.ndarray], truth: Sequence[np.ndarray], k: int
     """Return the share of each query's true top ``k`` found in its first ``k`` results.
 
     A query whose truth has fewer than ``k`` rows (a filter matching few rows) counts only those,
-    so a full answer scores 1. Padding ids (-1) never match.
+    so a full result scores 1. Padding ids (-1) never match.
     """
     hits, expected = 0, 0
     for got, want in zip(found, truth, strict=True):
@@ -127,7 +127,7 @@ def best_of(rounds: int, run: Callable[[], Any]) -> tuple[Any, float]:
 class Measurement:
     """One point of a benchmark: a method at one setting, with what it cost and returned."""
 
-    section: str  # "kernels", "sql", "ivf sql", "vss"
+    section: str  # "kernels", "sql", "filtered" or "vss"
     method: str
     params: str
     recall: float | None = None

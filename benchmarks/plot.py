@@ -53,7 +53,12 @@ def plot_recall_qps(points: Sequence[Measurement], path: Path, title: str) -> st
         recalls = [p.recall for p in members]
         qps = [p.qps for p in members]
         markers_only = members[0].section in POINT_SECTIONS or "filtered" in label
-        style = "x" if markers_only else ("o-" if len(members) > 1 else "s")
+        if markers_only:
+            style = "x"
+        elif len(members) > 1:
+            style = "o"
+        else:
+            style = "s"
         linestyle = "--" if members[0].is_peer else "-"
         axes.plot(recalls, qps, style, label=label, color=colours[number % len(colours)],
                   linestyle="none" if markers_only else linestyle, markersize=5)

@@ -207,7 +207,8 @@ def match_knn(select: exp.Select, indexes: IndexManager, enabled: bool) -> KnnMa
         have = ", ".join(f"{i.name} ({i.definition.metric})" for i in candidates)
         return f"no index on {table.name}.{column} for {metric} distance; existing: {have}"
     where = select.args.get("where")
-    filter_ = where.this.copy() if where is not None else None
+    # A reference, not a copy: placeholders are renumbered in the tree after matching.
+    filter_ = where.this if where is not None else None
     return KnnMatch(select, usable[0], table, call, query, kind == "inner_product", k, offset, filter_)
 
 

@@ -116,6 +116,11 @@ class HnswIndex:
         return self._xb[np.asarray(ids, dtype=np.int64)]
 
     @property
+    def xb(self) -> np.ndarray:
+        """The prepared float32 rows in id order, as a view (no copy)."""
+        return self._xb[: self._n]
+
+    @property
     def n_live(self) -> int:
         """Number of ids that are not deleted."""
         return self._n - self._n_deleted

@@ -65,13 +65,29 @@ def proxy_to_distance(metric: int, proxy: np.ndarray) -> np.ndarray:
     return out
 
 
-@nb.njit(cache=True)
+@nb.njit(fastmath=True, cache=True)
 def brute_force(metric: int, xb: np.ndarray, rows: np.ndarray, q: np.ndarray, k: int):
     """Exact k nearest of ``q`` among ``xb[rows]``: positions into ``rows`` and proxies, best first."""
     n = rows.shape[0]
+    d = q.shape[0]
     proxies = np.empty(n, dtype=np.float32)
+    # Indexing xb[row, j] directly, not through a row slice, keeps the loop free of
+    # per-row reference counting, which made it about twice as slow.
     for i in range(n):
-        proxies[i] = proxy_distance(metric, xb[rows[i]], q)
+        row = rows[i]
+        acc = np.float32(0.0)
+        if metric == L2:
+            for j in range(d):
+                diff = xb[row, j] - q[j]
+                acc += diff * diff
+        elif metric == L1:
+            for j in range(d):
+                acc += abs(xb[row, j] - q[j])
+        else:
+            for j in range(d):
+                acc += xb[row, j] * q[j]
+            acc = -acc if metric == IP else np.float32(1.0) - acc
+        proxies[i] = acc
     k = min(k, n)
     order = np.argsort(proxies, kind="mergesort")[:k]
     return order, proxies[order]

@@ -221,6 +221,11 @@ class IvfPqIndex(InvertedListIndex):
         """Return the float32 rows of ``ids``, which IVF-PQ keeps by id for re-ranking."""
         return self._rows[np.asarray(ids, dtype=np.int64)]
 
+    @property
+    def xb(self) -> np.ndarray:
+        """The float32 rows in id order, as a view (no copy)."""
+        return self._rows[: self._n_ids]
+
     def search(
         self,
         q: np.ndarray,
