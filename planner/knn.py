@@ -5,19 +5,23 @@ Before::
     SELECT id, embedding <=> $1 AS distance FROM docs WHERE lang = 'en'
     ORDER BY distance LIMIT 10
 
-After::
+After, when the query vector and filter do not depend on an outer row (:func:`rewrite_prefetched`)::
 
     SELECT id, __vsql_knn.vsql_distance AS distance FROM docs
-    JOIN (SELECT UNNEST(vsql_index_search('docs_hnsw', CAST($1 AS DOUBLE[]), 10,
-                 (SELECT LIST(docs.rowid) FROM docs WHERE lang = 'en'), TRUE), recursive := TRUE))
-      AS __vsql_knn ON docs.rowid = __vsql_knn.vsql_rowid
-    WHERE lang = 'en' ORDER BY distance LIMIT 10
+    JOIN (SELECT UNNEST(CAST($1 AS BIGINT[])) AS vsql_rowid,
+                 UNNEST(CAST($2 AS DOUBLE[])) AS vsql_distance) AS __vsql_knn
+      ON docs.rowid = __vsql_knn.vsql_rowid
+    ORDER BY distance LIMIT 10
 
-The search function returns at least ``LIMIT + OFFSET`` candidate rows with their exact distances
-(or every matching row when fewer exist), and DuckDB still applies the WHERE clause, the exact
-ORDER BY, OFFSET and LIMIT, so the index changes which near rows come back but never the shape of
-the answer. :func:`match_knn` is the specification of when an index is used: each early return
-names the reason, which EXPLAIN shows.
+where vsql first runs ``SELECT docs.rowid FROM docs WHERE lang = 'en'``, searches the index and
+binds the candidates' rowids and exact distances as ``$1`` and ``$2`` (the query
+vector, no longer needed, leaves the statement). A correlated search
+(LATERAL) calls ``vsql_index_search(...)`` inside DuckDB instead (:func:`rewrite_knn`).
+
+The candidates are at least ``LIMIT + OFFSET`` rows with their exact distances, or every matching
+row when fewer exist. DuckDB still applies the exact ORDER BY, OFFSET and LIMIT, so the index
+changes which near rows come back but never the shape of the result. :func:`match_knn` is the
+specification of when an index is used: each early return names the reason, which EXPLAIN shows.
 """
 
 from __future__ import annotations
@@ -35,8 +39,8 @@ if TYPE_CHECKING:
 UDF_NAME = "vsql_index_search"
 KNN_ALIAS = "__vsql_knn"
 
-# Which index metric serves each distance function, and the ORDER BY direction that puts the
-# nearest rows first: inner_product is a similarity, so its nearest rows come first under DESC.
+# Index metric serving each distance function. inner_product is a similarity, so its nearest
+# rows come first under DESC.
 METRIC_OF_CALL = {"l2": "l2", "ip": "ip", "cosine": "cosine", "l1": "l1", "inner_product": "ip"}
 METHOD_TITLES = {"hnsw": "HNSW", "ivfflat": "IVF-Flat", "ivfpq": "IVF-PQ"}
 

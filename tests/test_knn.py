@@ -149,8 +149,10 @@ def test_limit_above_row_count_includes_null_and_zero_rows(con):
     q = clustered(1, seed=3)[0].tolist()
     rows = con.execute("SELECT id, embedding <=> ? AS d FROM docs ORDER BY d LIMIT 1000", [q]).fetchall()
     assert len(rows) == N
-    assert rows[-1][0] == 5 and rows[-1][1] is None  # NULL vector sorts last
-    assert rows[-2][0] == 6 and np.isnan(rows[-2][1])  # zero vector: NaN before NULL
+    assert rows[-1][0] == 5  # NULL vector sorts last
+    assert rows[-1][1] is None
+    assert rows[-2][0] == 6  # zero vector: NaN, just before NULL
+    assert np.isnan(rows[-2][1])
 
 
 def test_offset_pages_do_not_overlap(con):
