@@ -26,6 +26,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from planner.knn import UDF_NAME  # the function the planner's correlated rewrite calls
 from udfs import metrics
 from udfs.hnsw import TWO_HOP_BELOW  # share of matching rows below which HNSW walks two hops
 from vsql import catalog, kernels, persistence
@@ -37,9 +38,6 @@ if TYPE_CHECKING:
     from vsql.connection import Connection
 
 log = logging.getLogger("vsql")
-
-UDF_NAME = "vsql_index_search"
-RESULT_TYPE = pa.list_(pa.struct([("vsql_rowid", pa.int64()), ("vsql_distance", pa.float64())]))
 
 # A full rebuild replaces incremental updates once this share of the indexed rows changed,
 # because an HNSW graph with a majority of tombstones searches slowly.
