@@ -283,7 +283,7 @@ def test_unqualified_scalar_subquery_uses_index(con):
 def test_explain_after_comment(con):
     con.execute("CREATE INDEX docs_l2 ON docs USING hnsw (embedding vector_l2_ops)")
     rows = con.execute("-- a comment\nEXPLAIN SELECT id FROM docs ORDER BY embedding <-> ? LIMIT 3", [[0.0] * DIM]).fetchall()
-    assert rows[0] == ("vsql_plan", "HNSW Index Scan using docs_l2 on docs (l2, ef_search=40, k=3)")
+    assert rows[0] == ("vsql_plan", "HNSW Index Scan using docs_l2 on docs (l2, ef_search=64, k=3)")
 
 
 def test_create_or_replace_table_drops_index(con):
