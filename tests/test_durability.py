@@ -1,4 +1,4 @@
-"""A process killed during an index build or an insert leaves a database that answers correctly."""
+"""A process killed during an index build or an insert leaves a database that returns correct results."""
 
 import os
 import signal
@@ -66,7 +66,7 @@ def check_answers(path: Path) -> None:
         table = con.execute("SELECT id, embedding FROM items").fetch_arrow_table()
         ids = table.column("id").to_numpy()
         x = np.stack(table.column("embedding").to_pylist()).astype(np.float32)
-        # Queries near stored rows: what is checked is that the reopened index holds the right
+        # Queries near stored rows: what is checked is that the reopened index contains the right
         # rows, not how a graph copes with far-away queries.
         rng = np.random.default_rng(5)
         picks = rng.choice(len(x), 5, replace=False)
@@ -79,7 +79,7 @@ def check_answers(path: Path) -> None:
             want = exact_top(x, ids, q, 10)
             assert len(got) == 10
             assert set(got) <= set(position)
-            # Each returned distance is the row's true distance: no stale vector answered.
+            # Each returned distance is the row's true distance, so no stale vector was used.
             true = [float(np.sqrt(((x[position[row_id]] - q) ** 2).sum())) for row_id in got]
             np.testing.assert_allclose([row[1] for row in rows], true, rtol=1e-4, atol=1e-5)
             hits += len(set(got) & set(want))

@@ -283,7 +283,7 @@ class InvertedListIndex:
         return out
 
     def _exact_rows(self) -> np.ndarray:
-        """The float32 rows in slot order; IVF-PQ keeps its rows by id and overrides rows()."""
+        """Return the float32 rows in slot order (IVF-PQ keeps its rows by id and overrides rows())."""
         return self._payload_arrays()[0]
 
     @property

@@ -1,7 +1,7 @@
 """Distance metrics shared by every index kernel.
 
 Indexes work on float32 rows. Each metric has an order-preserving proxy that the kernels compare
-while searching, and a conversion from the proxy to the distance that SQL returns:
+while searching; :func:`sql_distances` computes the distance that SQL returns for the results:
 
 ==========  =======================  ==========================  =========================
 metric      SQL distance             proxy used by kernels       proxy -> distance
@@ -13,7 +13,7 @@ metric      SQL distance             proxy used by kernels       proxy -> distan
 ==========  =======================  ==========================  =========================
 
 Cosine indexes store L2-normalized rows and normalize each query, so the kernels only take
-dot products; zero vectors have no direction and are never indexed under cosine.
+dot products. Zero vectors have no direction, so they are never indexed under cosine.
 """
 
 from __future__ import annotations
@@ -50,21 +50,6 @@ def proxy_distance(metric: int, a: np.ndarray, b: np.ndarray) -> np.float32:
     return np.float32(1.0) - acc
 
 
-@nb.njit(cache=True)
-def proxy_to_distance(metric: int, proxy: np.ndarray) -> np.ndarray:
-    """Convert an array of proxies to the distances SQL reports, as float64."""
-    out = np.empty(proxy.shape[0], dtype=np.float64)
-    for i in range(proxy.shape[0]):
-        value = np.float64(proxy[i])
-        if metric == L2:
-            out[i] = np.sqrt(max(value, 0.0))
-        elif metric == COSINE:
-            out[i] = min(max(value, 0.0), 2.0)
-        else:
-            out[i] = value
-    return out
-
-
 @nb.njit(fastmath=True, cache=True)
 def brute_force(metric: int, xb: np.ndarray, rows: np.ndarray, q: np.ndarray, k: int):
     """Exact k nearest of ``q`` among ``xb[rows]``: positions into ``rows`` and proxies, best first."""
@@ -98,7 +83,7 @@ def sql_distances(metric: int, rows: np.ndarray, q: np.ndarray) -> np.ndarray:
     """Return the distances SQL reports between each prepared row and ``q``, summed in float64.
 
     A cosine row identical to the query has distance exactly 0, as pgvector promises for a
-    vector and itself; float rounding of the unit vectors would otherwise leave about 1e-7.
+    vector and itself. Float rounding of the unit vectors would otherwise leave about 1e-7.
     """
     out = np.empty(rows.shape[0], dtype=np.float64)
     for i in range(rows.shape[0]):

@@ -33,7 +33,7 @@ CATALOG_DDL = (
 
 @dataclass
 class IndexDefinition:
-    """What ``CREATE INDEX`` asked for, as stored in ``vsql.indexes``."""
+    """Definition of one index from ``CREATE INDEX``, as stored in ``vsql.indexes``."""
 
     name: str
     schema_name: str

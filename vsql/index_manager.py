@@ -44,8 +44,8 @@ log = logging.getLogger("vsql")
 REBUILD_FRACTION = 0.5
 # At most this many matching rows, a filtered search scans them exactly. Measured on the
 # 100,000 x 384 pypi-minilm set (2 cores): the exact numba scan of 10,000 scattered rows takes
-# about 4 ms, while the filtered HNSW walk at 3.5% selectivity (3,460 rows) reached only
-# recall@10 0.80 at ef_search 40 (python -m benchmarks).
+# about 4 ms. The filtered HNSW walk at 3.5% selectivity (3,460 rows) reached only recall@10
+# 0.80 at ef_search 40 (python -m benchmarks).
 EXACT_FILTER_ROWS = 10_000
 # Write the index back to the file once this share of its rows changed since the last write.
 PERSIST_FRACTION = 0.1
