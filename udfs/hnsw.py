@@ -472,11 +472,17 @@ class HnswIndex:
             "degree_up": self._degree_up[:n_upper].copy(),
             "deleted": self._deleted[:n].copy(),
             "duplicate_of": self._duplicate_of[:n].copy(),
+            "duplicate_hashes": self._duplicates.hashes.copy(),
+            "duplicate_ids": self._duplicates.ids.copy(),
         }
 
     @classmethod
-    def from_arrays(cls, arrays: dict[str, np.ndarray], xb: np.ndarray) -> HnswIndex:
-        """Reopen an index from ``to_arrays`` output and its prepared rows ``xb``, in id order."""
+    def from_arrays(cls, arrays: dict[str, np.ndarray], xb: np.ndarray, copy: bool = True) -> HnswIndex:
+        """Reopen an index from ``to_arrays`` output and its prepared rows ``xb``, in id order.
+
+        With ``copy=False`` the index takes ``xb`` over instead of copying it (150 MB for 100k
+        rows of 384 dimensions); the caller must not change it afterwards.
+        """
         params = dict(zip(_PARAM_NAMES, (int(v) for v in arrays["params"]), strict=True))
         if params["format_version"] != FORMAT_VERSION:
             raise DataError(
@@ -490,8 +496,11 @@ class HnswIndex:
         if rows.shape[0] != n:
             raise DataError(f"expected {n} rows for the HNSW index, not {rows.shape[0]}")
 
-        index._reserve(n, n_upper)
-        index._xb[:n] = rows
+        index._allocate(n, n_upper)
+        if copy or not rows.flags.writeable:
+            index._xb[:n] = rows
+        else:
+            index._xb = rows
         index._levels[:n] = arrays["levels"]
         index._links0[:n] = arrays["links0"]
         index._degree0[:n] = arrays["degree0"]
@@ -507,8 +516,11 @@ class HnswIndex:
         duplicate_of = np.asarray(arrays["duplicate_of"])
         for node in np.flatnonzero(duplicate_of >= 0):
             index._link_duplicate(int(node), int(duplicate_of[node]))
-        canonical = np.flatnonzero(duplicate_of < 0)
-        index._duplicates.add_canonical(index._xb, canonical)
+        if "duplicate_hashes" in arrays:
+            index._duplicates.hashes = np.asarray(arrays["duplicate_hashes"], dtype=np.uint64)
+            index._duplicates.ids = np.asarray(arrays["duplicate_ids"], dtype=np.int64)
+        else:  # stored before the table was
+            index._duplicates.add_canonical(index._xb, np.flatnonzero(duplicate_of < 0))
         return index
 
 

@@ -117,14 +117,70 @@ def prepare_rows(metric: str, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
     A row is indexable when it has no NaN or infinite element and, under cosine, a non-zero norm.
     """
-    x = np.ascontiguousarray(x, dtype=np.float32)
+    x = np.asarray(x)
     if x.ndim == 1:
         x = x.reshape(1, -1)
-    finite = np.isfinite(x).all(axis=1)
-    if metric != "cosine":
-        return x, finite
-    norms = np.linalg.norm(x, axis=1)
-    indexable = finite & (norms > 0)
-    out = np.zeros_like(x)
-    np.divide(x, norms[:, None], out=out, where=indexable[:, None])
+    if x.dtype != np.float32 and x.dtype != np.float64:
+        x = x.astype(np.float32)
+    out = np.empty(x.shape, dtype=np.float32)
+    ids = np.arange(x.shape[0], dtype=np.int64)
+    indexable = prepare_rows_into(metric, x, ids, out, ids)
     return out, indexable
+
+
+def prepare_rows_into(metric: str, x: np.ndarray, src: np.ndarray, out: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Write ``prepare_rows(metric, x[src])`` into ``out[dst]``; return the indexable mask.
+
+    One pass instead of a gather, a cast and a division: loading a stored index prepares every
+    row of the table this way. Every path prepares rows with this kernel, so equal vectors give
+    equal bits, which the HNSW duplicate table relies on.
+    """
+    indexable = np.empty(len(src), dtype=np.bool_)
+    kernel = _prepare_parallel if len(src) >= 4096 else _prepare_serial
+    kernel(np.ascontiguousarray(x), src, metric == "cosine", out, dst, indexable)
+    return indexable
+
+
+@nb.njit(inline="always")
+def _prepare_row(x, source, unit, out, target):
+    dims = x.shape[1]
+    finite = True
+    squares = 0.0
+    for j in range(dims):
+        value = np.float32(x[source, j])
+        finite = finite and np.isfinite(value)
+        squares += np.float64(value) * np.float64(value)
+    if not unit:
+        for j in range(dims):
+            out[target, j] = np.float32(x[source, j])
+        return finite
+    norm = np.sqrt(squares)
+    if not (finite and norm > 0.0):
+        for j in range(dims):
+            out[target, j] = 0.0
+        return False
+    for j in range(dims):
+        out[target, j] = np.float32(np.float64(np.float32(x[source, j])) / norm)
+    return True
+
+
+@nb.njit(cache=True)
+def _prepare_serial(x, src, unit, out, dst, indexable):
+    for i in range(src.shape[0]):
+        indexable[i] = _prepare_row(x, src[i], unit, out, dst[i])
+
+
+@nb.njit(parallel=True, cache=True)
+def _prepare_parallel(x, src, unit, out, dst, indexable):
+    for i in nb.prange(src.shape[0]):
+        indexable[i] = _prepare_row(x, src[i], unit, out, dst[i])
+
+
+def warm_up() -> None:
+    """Compile the row preparation kernels, which every index method uses."""
+    x = np.ones((2, 3), dtype=np.float32)
+    ids = np.arange(2, dtype=np.int64)
+    out = np.empty_like(x)
+    for kernel in (_prepare_serial, _prepare_parallel):
+        for unit in (False, True):
+            kernel(x, ids, unit, out, ids, np.empty(2, dtype=np.bool_))

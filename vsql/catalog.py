@@ -6,6 +6,7 @@ user's ``main`` schema:
 - ``vsql.meta(key, value)``: the version of the SQL functions installed in ``main``.
 - ``vsql.indexes``: one row per index (name, table, column, method, metric, options, dims).
 - ``vsql.index_data``: the index arrays as BLOB chunks, written by :mod:`vsql.persistence`.
+- ``vsql.index_rows``: the same for each index's copy of its rows, kept apart because it is large.
 """
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ CATALOG_DDL = (
     f"""CREATE TABLE IF NOT EXISTS {SCHEMA}.index_data (
         index_name VARCHAR, array_name VARCHAR, part INTEGER,
         dtype VARCHAR, shape VARCHAR, data BLOB)""",
+    f"""CREATE TABLE IF NOT EXISTS {SCHEMA}.index_rows (
+        index_name VARCHAR, array_name VARCHAR, part INTEGER,
+        dtype VARCHAR, shape VARCHAR, data BLOB)""",
 )
 
 
@@ -44,6 +48,7 @@ class IndexDefinition:
     opclass: str | None
     dims: int
     options: dict = field(default_factory=dict)
+    include: list[str] = field(default_factory=list)  # columns the index keeps a copy of
 
     @property
     def qualified_table(self) -> str:
@@ -59,10 +64,14 @@ def quote_identifier(name: str) -> str:
 
 
 def catalog_exists(connection: Connection) -> bool:
+    return _table_exists(connection, "indexes")
+
+
+def _table_exists(connection: Connection, table_name: str) -> bool:
     rows = connection.send(
-        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = 'indexes' "
+        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = ? AND table_name = ? "
         "AND database_name = current_database()",
-        [SCHEMA],
+        [SCHEMA, table_name],
     ).fetchall()
     return rows[0][0] > 0
 
@@ -79,7 +88,13 @@ def read_definitions(connection: Connection) -> list[IndexDefinition]:
         f"SELECT name, schema_name, table_name, column_name, method, metric, opclass, dims, options "
         f"FROM {SCHEMA}.indexes ORDER BY name"
     ).fetchall()
-    return [IndexDefinition(*row[:8], options=json.loads(row[8] or "{}")) for row in rows]
+    definitions = []
+    for row in rows:
+        # INCLUDE columns ride in the options JSON, so files keep one catalog layout.
+        options = json.loads(row[8] or "{}")
+        include = options.pop("include", [])
+        definitions.append(IndexDefinition(*row[:8], options=options, include=include))
+    return definitions
 
 
 def write_definition(connection: Connection, definition: IndexDefinition) -> None:
@@ -94,7 +109,10 @@ def write_definition(connection: Connection, definition: IndexDefinition) -> Non
             definition.method,
             definition.metric,
             definition.opclass,
-            json.dumps(definition.options, sort_keys=True),
+            json.dumps(
+                {**definition.options, "include": definition.include} if definition.include else definition.options,
+                sort_keys=True,
+            ),
             definition.dims,
         ],
     )
@@ -103,6 +121,8 @@ def write_definition(connection: Connection, definition: IndexDefinition) -> Non
 def delete_definition(connection: Connection, name: str) -> None:
     connection.send(f"DELETE FROM {SCHEMA}.indexes WHERE name = ?", [name])
     connection.send(f"DELETE FROM {SCHEMA}.index_data WHERE index_name = ?", [name])
+    if _table_exists(connection, "index_rows"):
+        connection.send(f"DELETE FROM {SCHEMA}.index_rows WHERE index_name = ?", [name])
 
 
 def read_meta(connection: Connection, key: str) -> str | None:

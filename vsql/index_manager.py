@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import duckdb
@@ -31,7 +32,7 @@ from udfs import metrics
 from udfs.hnsw import TWO_HOP_BELOW  # share of matching rows below which HNSW walks two hops
 from vsql import catalog, kernels, persistence
 from vsql.catalog import IndexDefinition
-from vsql.errors import OperationalError, ProgrammingError
+from vsql.errors import Error, OperationalError, ProgrammingError
 from vsql.progress import Progress
 
 if TYPE_CHECKING:
@@ -47,6 +48,14 @@ REBUILD_FRACTION = 0.5
 # about 4 ms. The filtered HNSW walk at 3.5% selectivity (3,460 rows) reached only recall@10
 # 0.80 at ef_search 40 (python -m benchmarks).
 EXACT_FILTER_ROWS = 10_000
+# INCLUDE column types an index-only scan returns itself: Arrow gives back the same Python values
+# as DuckDB's fetchall() for these; any other type makes the statement run in DuckDB.
+COVERING_TYPES = frozenset(
+    (
+        "BOOLEAN", "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER",
+        "UBIGINT", "FLOAT", "DOUBLE", "VARCHAR", "DATE", "TIMESTAMP",
+    )
+)
 # Write the index back to the file once this share of its rows changed since the last write.
 PERSIST_FRACTION = 0.1
 
@@ -93,6 +102,10 @@ class ManagedIndex:
         self.dirty = True
         self.changes_since_persist = 0
         self._lookup: tuple[np.ndarray, np.ndarray] | None = None
+        # Copies of the INCLUDE columns, one row per node, for index-only scans.
+        self.included: pa.Table | None = None
+        self._included_types: list | None = None
+        self._included_numpy: tuple[pa.Table, dict[int, np.ndarray]] | None = None
         # True until the arrays stored in the file are read: opening a database stays cheap,
         # and kernels compile only for a process that searches.
         self.stored = False
@@ -109,7 +122,8 @@ class ManagedIndex:
 
     def memory_bytes(self) -> int:
         kernel_bytes = self.kernel.memory_bytes() if self.kernel is not None else 0
-        return kernel_bytes + self.node_rowids.nbytes + self.node_hashes.nbytes
+        included_bytes = self.included.nbytes if self.included is not None else 0
+        return kernel_bytes + included_bytes + self.node_rowids.nbytes + self.node_hashes.nbytes
 
     def search_setting(self) -> tuple[str, int]:
         """Return the name and value of the setting that widens this index's search."""
@@ -119,46 +133,76 @@ class ManagedIndex:
 
     # -- table access -----------------------------------------------------------------------
 
-    def _scan_hashes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _scan_table(self, with_vectors: bool = False):
+        """Return rowid, vector hash and NULL flag of every row, sorted by rowid.
+
+        ``with_vectors`` adds the vectors in the table's scan order and, for each sorted position,
+        the row of that array: sorting 150 MB of vectors would cost more than the whole scan.
+        """
         d = self.definition
-        table = self.connection.query_arrow(
-            f"SELECT rowid, hash({d.quoted_column}), {d.quoted_column} IS NULL FROM {d.qualified_table}"
-        )
+        columns = f"rowid, {self._hash_sql()}, {d.quoted_column} IS NULL"
+        if with_vectors:
+            columns += f", {d.quoted_column}" + "".join(f", {c}" for c in self._included_sql())
+        table = self.connection.query_arrow(f"SELECT {columns} FROM {d.qualified_table}")
         rowids = table.column(0).to_numpy().astype(np.int64, copy=False)
         hashes = table.column(1).to_numpy().astype(np.uint64, copy=False)
         is_null = table.column(2).to_numpy(zero_copy_only=False).astype(bool)
         order = np.argsort(rowids, kind="stable")
-        return rowids[order], hashes[order], is_null[order]
+        vectors = self._vector_values(table.column(3)) if with_vectors else None
+        included = table.select(range(4, table.num_columns)) if with_vectors and d.include else None
+        return rowids[order], hashes[order], is_null[order], (vectors, order, included)
 
-    def _fetch_vectors(self, rowids: np.ndarray, total_rows: int) -> np.ndarray:
-        """Return the vectors of ``rowids`` (sorted) as float32 rows in the same order."""
+    def _hash_sql(self) -> str:
+        """The hash that tells whether a row changed: of its vector and its INCLUDE columns."""
+        return f"hash({', '.join([self.definition.quoted_column, *self._included_sql()])})"
+
+    def _included_sql(self) -> list[str]:
+        return [catalog.quote_identifier(name) for name in self.definition.include]
+
+    def _vector_values(self, column: pa.ChunkedArray) -> np.ndarray:
+        """Return a fixed-size list column as float32 rows (NaN where a vector or value is NULL).
+
+        ``values`` keeps the child slots of NULL vectors, unlike ``flatten()``, so the rows line
+        up with the column; it ignores the array's offset, hence the slice.
+        """
+        dims = self.definition.dims
+        rows = []
+        for array in column.chunks:
+            values = array.values.slice(array.offset * dims, len(array) * dims)
+            rows.append(values.to_numpy(zero_copy_only=False).reshape(len(array), dims))
+        if not rows:
+            return np.empty((0, dims), dtype=np.float32)
+        stacked = rows[0] if len(rows) == 1 else np.concatenate(rows)
+        return stacked.astype(np.float32, copy=False)
+
+    def _fetch_vectors(self, rowids: np.ndarray, total_rows: int) -> tuple[np.ndarray, pa.Table | None]:
+        """Return the vectors of ``rowids`` (sorted) as float32 rows, and their INCLUDE columns."""
         d = self.definition
+        columns = ", ".join([f"rowid, {d.quoted_column}", *self._included_sql()])
         if len(rowids) > total_rows // 4:
-            sql = f"SELECT rowid, {d.quoted_column} FROM {d.qualified_table} WHERE {d.quoted_column} IS NOT NULL"
+            sql = f"SELECT {columns} FROM {d.qualified_table} WHERE {d.quoted_column} IS NOT NULL"
             table = self.connection.query_arrow(sql)
         else:
-            sql = (
-                f"SELECT rowid, {d.quoted_column} FROM {d.qualified_table} WHERE rowid IN (SELECT unnest($1::BIGINT[]))"
-            )
+            sql = f"SELECT {columns} FROM {d.qualified_table} WHERE rowid IN (SELECT unnest($1::BIGINT[]))"
             table = self.connection.query_arrow(sql, [rowids])
         got_rowids = table.column(0).to_numpy().astype(np.int64, copy=False)
         column = table.column(1).combine_chunks()
         values = column.values.to_numpy(zero_copy_only=False)
         vectors = values.reshape(len(column), d.dims).astype(np.float32, copy=False)
-        position = np.searchsorted(got_rowids[np.argsort(got_rowids)], rowids)
         order = np.argsort(got_rowids)
-        return np.ascontiguousarray(vectors[order[position]])
+        rows = order[np.searchsorted(got_rowids[order], rowids)]
+        included = table.select(range(2, table.num_columns)).take(rows) if d.include else None
+        return np.ascontiguousarray(vectors[rows]), included
 
     # -- synchronisation --------------------------------------------------------------------
 
     def sync(self) -> None:
         """Bring the index up to date with its table (see the module docstring)."""
-        if self.stored:
-            self._load_stored()
+        scan = self._load_stored() if self.stored else None
         if not self.dirty:
             return
         started = time.perf_counter()
-        rowids, hashes, is_null = self._scan_hashes()
+        rowids, hashes, is_null = scan if scan is not None else self._scan_table()[:3]
         claimed = np.zeros(len(rowids), dtype=bool)
 
         live = np.flatnonzero(self.node_rowids >= 0)
@@ -282,13 +326,15 @@ class ManagedIndex:
         self.kernel = self._new_kernel()
         self.node_rowids = np.empty(0, dtype=np.int64)
         self.node_hashes = np.empty(0, dtype=np.uint64)
+        self.included = None
+        self._included_types = None
         self._reset_excluded(rowids[is_null], hashes[is_null], np.ones(int(is_null.sum()), dtype=bool))
         self._add_rows(rowids[indexable], hashes[indexable], len(rowids), progress=True)
 
     def _add_rows(self, rowids, hashes, total_rows: int, progress: bool = False) -> None:
         if len(rowids) == 0:
             return
-        vectors = self._fetch_vectors(rowids, total_rows)
+        vectors, included = self._fetch_vectors(rowids, total_rows)
         prepared, indexable = metrics.prepare_rows(self.definition.metric, vectors)
         if not indexable.all():
             skipped = ~indexable
@@ -313,6 +359,16 @@ class ManagedIndex:
             raise OperationalError(f"index {self.name}: kernel returned unexpected ids")
         self.node_rowids = np.concatenate([self.node_rowids, rowids])
         self.node_hashes = np.concatenate([self.node_hashes, hashes])
+        if included is not None:
+            self._append_included(included.filter(pa.array(indexable)))
+
+    def _append_included(self, rows: pa.Table) -> None:
+        if self.included is None or self.included.num_rows == 0:
+            self.included = rows
+            return
+        self.included = pa.concat_tables([self.included, rows.cast(self.included.schema)])
+        if self.included.column(0).num_chunks > 64:  # many small inserts: keep take() fast
+            self.included = self.included.combine_chunks()
 
     # -- persistence ------------------------------------------------------------------------
 
@@ -321,7 +377,12 @@ class ManagedIndex:
         if self.connection.read_only or not self.storable:
             return
         arrays = self.arrays()
-        self.connection.in_own_transaction(lambda: persistence.write_arrays(self.connection, self.name, arrays))
+
+        def store() -> None:
+            catalog.ensure_catalog(self.connection)  # files from before vsql.index_rows existed
+            persistence.write_arrays(self.connection, self.name, arrays)
+
+        self.connection.in_own_transaction(store)
         self.changes_since_persist = 0
 
     @property
@@ -338,29 +399,92 @@ class ManagedIndex:
         """
         arrays = {f"kernel.{key}": value for key, value in self.kernel.to_arrays().items()}
         arrays["xb"] = np.ascontiguousarray(self.kernel.rows(np.arange(len(self.node_rowids))))
+        # Rows deleted through vsql are gone from the table but still guide the graph: stored
+        # apart as well, so that load() can take every other row from the table.
+        arrays["xb_deleted"] = np.ascontiguousarray(arrays["xb"][self.node_rowids < 0])
         arrays["node_rowids"] = self.node_rowids
         arrays["node_hashes"] = self.node_hashes
         return arrays
 
-    def _load_stored(self) -> None:
+    def _load_stored(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """Load the stored index, or leave it to be rebuilt; return the table scan made, if any."""
         self.stored = False
         try:
-            self.load()
-        except (duckdb.Error, ValueError, KeyError, TypeError) as error:
+            return self.load()
+        except (duckdb.Error, Error, ValueError, KeyError, TypeError) as error:
             log.warning("index %s could not be loaded (%s); it will be rebuilt", self.name, error)
             self.kernel = None
+            return None
 
-    def load(self) -> bool:
-        """Load the stored index; return False when none is stored. The next sync() checks it."""
-        arrays = persistence.read_arrays(self.connection, self.name)
-        if "node_rowids" not in arrays:
-            return False
+    def load(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        """Load the stored index and return the table scan it made (None when none is stored).
+
+        The rows come from the table itself wherever a node's rowid and vector hash still match
+        (one scan that sync() also uses), and from the stored copy only when some node's row is
+        gone or changed. Loading the numba kernels from their cache overlaps DuckDB's reads,
+        which release the GIL.
+        """
+        method = self.definition.method
+        with ThreadPoolExecutor(1, thread_name_prefix="vsql-load") as pool:
+            compiled = pool.submit(kernels.ensure_compiled, method)
+            arrays = persistence.read_arrays(self.connection, self.name)
+            if "node_rowids" not in arrays:
+                compiled.result()
+                return None
+            node_rowids, node_hashes = arrays.pop("node_rowids"), arrays.pop("node_hashes")
+            scan = self._scan_table(with_vectors=True)
+            source = self._node_sources(node_rowids, node_hashes, scan)
+            xb = arrays.pop("xb", None)
+            if xb is None:
+                xb = self._rows_from_table(node_rowids, source, arrays.pop("xb_deleted", None), scan)
+            if xb is None:
+                xb = persistence.read_rows(self.connection, self.name)["xb"]
+            compiled.result()
         kernel_arrays = {key[len("kernel.") :]: value for key, value in arrays.items() if key.startswith("kernel.")}
-        kernels.ensure_compiled(self.definition.method)
-        self.kernel = _kernel_class(self.definition.method).from_arrays(kernel_arrays, arrays["xb"])
-        self.node_rowids, self.node_hashes = arrays["node_rowids"], arrays["node_hashes"]
+        # xb is a fresh array here, so HNSW may keep it rather than copy it.
+        options = {"copy": False} if method == "hnsw" else {}
+        self.kernel = _kernel_class(method).from_arrays(kernel_arrays, xb, **options)
+        self.node_rowids, self.node_hashes = node_rowids, node_hashes
+        included = scan[3][2]
+        if included is not None:
+            # Nodes whose row is gone get NULLs: sync() retires them before any search.
+            self.included = included.take(pa.array(source, mask=source < 0))
         self.dirty = True
-        return True
+        return scan[:3]
+
+    @staticmethod
+    def _node_sources(node_rowids, node_hashes, scan) -> np.ndarray:
+        """Return, for each node, its row in the scan's arrays, or -1 if its row is gone or changed."""
+        rowids, hashes, _, (_, order, _) = scan
+        source = np.full(len(node_rowids), -1, dtype=np.int64)
+        live = np.flatnonzero(node_rowids >= 0)
+        if len(rowids) == 0 or len(live) == 0:
+            return source
+        position = np.minimum(np.searchsorted(rowids, node_rowids[live]), len(rowids) - 1)
+        same = (rowids[position] == node_rowids[live]) & (hashes[position] == node_hashes[live])
+        source[live[same]] = order[position[same]]
+        return source
+
+    def _rows_from_table(self, node_rowids, source, xb_deleted, scan) -> np.ndarray | None:
+        """Return the prepared rows of every node from a table scan, or None if one is missing.
+
+        A node's row is missing when another client deleted or changed it since the index was
+        stored; the graph still needs its old vector, which only the stored copy holds. Nodes
+        deleted through vsql come with their rows in ``xb_deleted``.
+        """
+        vectors = scan[3][0]
+        live = np.flatnonzero(node_rowids >= 0)
+        deleted = np.flatnonzero(node_rowids < 0)
+        if len(deleted) and (xb_deleted is None or len(xb_deleted) != len(deleted)):
+            return None
+        if (source[live] < 0).any():
+            return None
+        xb = np.empty((len(node_rowids), self.definition.dims), dtype=np.float32)
+        if len(deleted):
+            xb[deleted] = xb_deleted
+        if len(live):
+            metrics.prepare_rows_into(self.definition.metric, vectors, source[live], xb, live)
+        return xb
 
     # -- search -----------------------------------------------------------------------------
 
@@ -427,6 +551,56 @@ class ManagedIndex:
             np.concatenate([distances, np.full(len(extra_rowids), np.nan)]),
             np.concatenate([null, extra_null | (q is None)]),
         )
+
+    def can_cover(self, columns: list[str]) -> bool:
+        """True when an index-only scan may return ``columns``: INCLUDE columns of a type whose
+        Python values from Arrow are those DuckDB's own fetch gives."""
+        include = [c.lower() for c in self.definition.include]
+        if any(name.lower() not in include for name in columns):
+            return False
+        types = self._column_types()
+        return all(str(types[include.index(name.lower())]) in COVERING_TYPES for name in columns)
+
+    def covering_search(self, q: np.ndarray | None, k: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """Return the nodes and exact distances of the ``k`` rows nearest ``q`` for an index-only scan.
+
+        None means only DuckDB can answer: rows without a vector exist (exact search may return
+        them, and the index keeps no copy of their columns), or the query has no direction.
+        """
+        if self.included is None or len(self.excluded_rowids) or self.kernel is None or q is None:
+            return None
+        prepared, indexable = metrics.prepare_rows(self.definition.metric, q.astype(np.float32))
+        if not indexable[0]:
+            return None
+        return self._search_nodes(metrics.METRIC_CODES[self.definition.metric], prepared[0], k, None)
+
+    def covering_columns(self, columns: list[str]) -> tuple[list, list[np.ndarray]]:
+        """Return the DuckDB types of ``columns`` (then DOUBLE) and their values by node, as numpy.
+
+        numpy arrays gather a few nodes much faster than Arrow's take(); they are made once per
+        version of ``included``.
+        """
+        if self._included_numpy is None or self._included_numpy[0] is not self.included:
+            self._included_numpy = (self.included, {})
+        cache = self._included_numpy[1]
+        positions = [self._include_position(name) for name in columns]
+        for position in positions:
+            if position not in cache:
+                cache[position] = self.included.column(position).to_numpy(zero_copy_only=False)
+        types = self._column_types()
+        return [types[p] for p in positions] + [types[-1]], [cache[p] for p in positions]
+
+    def _include_position(self, name: str) -> int:
+        return [c.lower() for c in self.definition.include].index(name.lower())
+
+    def _column_types(self) -> list:
+        """DuckDB types of the INCLUDE columns, then DOUBLE for the distance."""
+        if self._included_types is None:
+            d = self.definition
+            columns = ", ".join([*self._included_sql(), "0::DOUBLE"])
+            sql = f"SELECT {columns} FROM {d.qualified_table} LIMIT 0"
+            self._included_types = self.connection.duckdb.sql(sql).types
+        return self._included_types
 
     def _any_nodes(self, k: int, allowed_rowids: np.ndarray | None) -> np.ndarray:
         nodes = (
@@ -545,13 +719,25 @@ class IndexManager:
                 [d.schema_name, d.table_name, d.column_name],
             ).fetchall()
             match = VECTOR_COLUMN_TYPE.match(rows[0][0]) if rows else None
-            if match is None or int(match.group(2)) != d.dims:
+            present = {
+                row[0].lower()
+                for row in self.connection.send(
+                    "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() "
+                    "AND schema_name = ? AND table_name = ?",
+                    [d.schema_name, d.table_name],
+                ).fetchall()
+            }
+            if any(name.lower() not in present for name in d.include):
+                log.warning("index %s dropped: an INCLUDE column of %s is gone", d.name, d.table_name)
+                self.drop(d.name)
+            elif match is None or int(match.group(2)) != d.dims:
                 log.warning(
                     "index %s dropped: column %s.%s is gone or changed type", d.name, d.table_name, d.column_name
                 )
                 self.drop(d.name)
             else:
                 index.dirty = True
+                index._included_types = None
 
     def refresh_listing(self) -> None:
         """Fill the temporary table ``vsql_indexes`` with every index and its current size."""
@@ -564,7 +750,10 @@ class IndexManager:
             columns.append(d.column_name)
             methods.append(d.method)
             metrics_.append(d.metric)
-            options.append(", ".join(f"{k}={v}" for k, v in sorted(d.options.items())))
+            shown = [f"{k}={v}" for k, v in sorted(d.options.items())]
+            if d.include:
+                shown.append(f"include=({', '.join(d.include)})")
+            options.append(", ".join(shown))
             rows.append(index.n_live)
             memory.append(index.memory_bytes())
         listing = pa.table(

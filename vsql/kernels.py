@@ -32,7 +32,7 @@ def ensure_compiled(method: str) -> None:
         notice.start()
         started = time.perf_counter()
         try:
-            for name in _MODULES[method]:
+            for name in ("udfs.metrics",) + _MODULES[method]:
                 importlib.import_module(name).warm_up()
         finally:
             done.set()
