@@ -104,11 +104,12 @@ class VectorDistance(exp.Expression, exp.Binary):
 
 
 class CreateVectorIndex(exp.Expression):
-    """``CREATE INDEX name ON table USING method (column opclass) WITH (options)``.
+    """``CREATE INDEX name ON table USING method (column opclass) [INCLUDE (columns)] WITH (options)``.
 
     ``this`` is the index name and ``table`` an ``exp.Table``. ``column`` is the column name as
-    written, ``method`` is lower case and ``opclass`` lower case or None. ``options`` maps
-    lower-case names to int, float, str or bool values. ``exists`` is True for IF NOT EXISTS.
+    written, ``method`` is lower case and ``opclass`` lower case or None. ``include`` lists the
+    names of the columns the index keeps a copy of (PostgreSQL's covering indexes). ``options``
+    maps lower-case names to int, float, str or bool values. ``exists`` is True for IF NOT EXISTS.
     """
 
     arg_types = {
@@ -117,6 +118,7 @@ class CreateVectorIndex(exp.Expression):
         "column": True,
         "method": True,
         "opclass": False,
+        "include": False,
         "options": False,
         "exists": False,
     }
@@ -134,6 +136,7 @@ class CreateVectorIndex(exp.Expression):
                     args["column"],
                     args["method"],
                     args.get("opclass"),
+                    tuple(args.get("include") or ()),
                     options,
                     bool(args.get("exists")),
                 )
@@ -399,9 +402,21 @@ def _vector_index_from_create(create: exp.Create) -> CreateVectorIndex | None:
         column=column,
         method=method,
         opclass=opclass,
+        include=_included_columns(params, method),
         options=options,
         exists=bool(create.args.get("exists")),
     )
+
+
+def _included_columns(params: exp.IndexParameters, method: str) -> list[str]:
+    names = []
+    for entry in params.args.get("include") or []:
+        if not isinstance(entry, (exp.Identifier, exp.Column)) or (isinstance(entry, exp.Column) and entry.table):
+            raise NotSupportedError(
+                f'access method "{method}" can include only columns of the table, not {entry.sql(dialect=Vsql)}'
+            )
+        names.append(entry.name)
+    return names
 
 
 def _check_index_shape(create: exp.Create, params: exp.IndexParameters, method: str) -> None:
@@ -414,8 +429,6 @@ def _check_index_shape(create: exp.Create, params: exp.IndexParameters, method: 
             "partial vector indexes are not supported; remove the WHERE clause and filter in "
             "the query instead"
         )
-    if params.args.get("include"):
-        raise ProgrammingError(f'access method "{method}" does not support included columns')
     for key in ("partition_by", "tablespace", "on"):
         if params.args.get(key):
             raise NotSupportedError(f"vector indexes do not support {key.upper()}")
@@ -512,6 +525,8 @@ def _create_vector_index_sql(generator: DuckDBGenerator, node: CreateVectorIndex
         f"CREATE INDEX{exists} {node.this} ON {generator.sql(node.args['table'])} "
         f"USING {node.args['method']} ({node.args['column']}{opclass})"
     )
+    if node.args.get("include"):
+        sql += f" INCLUDE ({', '.join(generator.sql(exp.to_identifier(name)) for name in node.args['include'])})"
     options = node.args.get("options")
     if options:
         pairs = ", ".join(
@@ -622,6 +637,24 @@ def _syntax_error_message(error: ParseError) -> str:
         f'syntax error at or near "{near}" at line {details.get("line")}, column '
         f"{details.get('col')}: {details.get('description')}"
     )
+
+
+def number_placeholders(sql: str) -> str:
+    """Return ``sql`` with each ``?`` placeholder written as ``$1``, ``$2``, ... in text order.
+
+    sqlglot keeps a SELECT's clauses in the order it first met their slots, not the order they
+    are written (LIMIT comes before FROM), so the trees cannot tell which ``?`` came first.
+    """
+    if "?" not in sql:
+        return sql
+    try:
+        tokens = _VSQL.tokenize(sql)
+    except TokenError as error:
+        raise SqlSyntaxError(f"syntax error: {error}") from error
+    marks = [token for token in tokens if token.token_type == TokenType.PLACEHOLDER and token.text == "?"]
+    for number, token in reversed(list(enumerate(marks, start=1))):
+        sql = f"{sql[: token.start]}${number}{sql[token.end + 1 :]}"
+    return sql
 
 
 def split_statements(sql: str) -> list[str]:

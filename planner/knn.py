@@ -55,9 +55,20 @@ class KnnMatch:
     distance: exp.Expression  # the distance call to replace by the index's distance
     query: exp.Expression  # the query vector expression
     negate: bool  # True for inner_product, whose value is minus the index's distance
-    k: int
-    offset: int
+    k: int | exp.Placeholder  # LIMIT: a constant, or a parameter bound at execution
+    offset: int | exp.Placeholder
     where: exp.Expression | None = None  # the filter, kept here because a rewrite may remove it
+
+    @property
+    def count_is_constant(self) -> bool:
+        return isinstance(self.k, int) and isinstance(self.offset, int)
+
+
+def _count(node: exp.Expression | None) -> int | exp.Placeholder | None:
+    """Return a LIMIT or OFFSET as an int, the parameter that gives it, or None otherwise."""
+    if isinstance(node, exp.Placeholder):
+        return node
+    return _int_literal(node)
 
 
 def _int_literal(node: exp.Expression | None) -> int | None:
@@ -170,11 +181,11 @@ def match_knn(select: exp.Select, indexes: IndexManager, enabled: bool) -> KnnMa
         return "ORDER BY has more than one key"
     if key.args.get("nulls_first"):
         return "NULLS FIRST puts rows without a vector first, which an index does not return"
-    k = _int_literal(limit.expression if isinstance(limit, exp.Limit) else limit)
+    k = _count(limit.expression if isinstance(limit, exp.Limit) else limit)
     offset_node = select.args.get("offset")
-    offset = _int_literal(offset_node.expression if isinstance(offset_node, exp.Offset) else offset_node)
+    offset = _count(offset_node.expression if isinstance(offset_node, exp.Offset) else offset_node)
     if k is None or offset is None:
-        return "LIMIT and OFFSET must be integer constants"
+        return "LIMIT and OFFSET must be integer constants or parameters"
     for arg, reason in (
         ("group", "GROUP BY"),
         ("having", "HAVING"),
@@ -216,15 +227,58 @@ def match_knn(select: exp.Select, indexes: IndexManager, enabled: bool) -> KnnMa
     return KnnMatch(select, usable[0], table, call, query, kind == "inner_product", k, offset, filter_)
 
 
-def describe(match: KnnMatch, settings) -> str:
+def describe(match: KnnMatch, settings, index_only: bool = False) -> str:
     """Return the EXPLAIN line for a match, such as ``HNSW Index Scan using i on t (cosine, ef_search=64, k=10)``."""
     d = match.index.definition
     name, value = match.index.search_setting()
     short = name.split(".")[1]
+    scan = "Index Only Scan" if index_only else "Index Scan"
     return (
-        f"{METHOD_TITLES[d.method]} Index Scan using {d.name} on {d.table_name} "
-        f"({d.metric}, {short}={value}, k={match.k + match.offset})"
+        f"{METHOD_TITLES[d.method]} {scan} using {d.name} on {d.table_name} "
+        f"({d.metric}, {short}={value}, k={_count_text(match)})"
     )
+
+
+def _count_text(match: KnnMatch) -> str:
+    if match.count_is_constant:
+        return str(match.k + match.offset)
+    parts = [part if isinstance(part, int) else f"${part.this}" for part in (match.k, match.offset)]
+    return " + ".join(str(part) for part in parts if part != 0)
+
+
+def covering_outputs(match: KnnMatch, root: exp.Expression) -> list[tuple[str, str | None]] | None:
+    """Return the output columns of an index-only scan, or None when DuckDB must run the query.
+
+    The statement must be the kNN SELECT itself, without WHERE, ordered nearest first, and
+    select only the index's INCLUDE columns and the aliased distance: then the index holds every
+    value of the answer. Each output is (name, INCLUDE column), with None for the distance.
+    """
+    select = match.select
+    include = {name.lower() for name in match.index.definition.include}
+    if not include or select is not root or match.where is not None or match.negate:
+        return None
+    if select.args["order"].expressions[0].args.get("desc"):
+        return None
+    allowed = ("expressions", "from_", "order", "limit", "offset")
+    if any(value for key, value in select.args.items() if key not in allowed):
+        return None
+    names = {match.table.alias_or_name.lower(), match.table.name.lower()}
+    outputs: list[tuple[str, str | None]] = []
+    for projection in select.expressions:
+        node = projection.this if isinstance(projection, exp.Alias) else projection
+        if node is match.distance and isinstance(projection, exp.Alias):
+            outputs.append((projection.alias, None))
+        elif (
+            isinstance(node, exp.Column)
+            and node.name.lower() in include
+            and (not node.table or node.table.lower() in names)
+        ):
+            outputs.append((projection.alias_or_name, node.name))
+        else:
+            return None
+    if not match.index.can_cover([column for _, column in outputs if column is not None]):
+        return None
+    return outputs
 
 
 def can_prefetch(match: KnnMatch) -> bool:

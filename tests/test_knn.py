@@ -342,3 +342,41 @@ def test_rollback_of_insert_is_seen(con):
     assert con.execute("SELECT id FROM docs ORDER BY embedding <-> ? LIMIT 1", [far]).fetchall() != [(7777,)]
     con.execute("INSERT INTO docs VALUES (8888, 'en', 2020, ?)", [far])
     assert con.execute("SELECT id FROM docs ORDER BY embedding <-> ? LIMIT 1", [far]).fetchall() == [(8888,)]
+
+
+@pytest.mark.parametrize(("limit", "offset"), [(5, 0), (5, 7), (3.5, 0), ("4", 1), (None, 0), (700, 0), (6, None)])
+def test_limit_and_offset_parameters(con, limit, offset):
+    con.execute("CREATE INDEX docs_l2 ON docs USING hnsw (embedding vector_l2_ops)")
+    q = clustered(1, seed=9)[0]
+    # The filter's parameter comes first in the text, the LIMIT's last: numbering must follow the text.
+    sql = "SELECT id, embedding <-> ? AS d FROM docs WHERE year >= ? ORDER BY d LIMIT ? OFFSET ?"
+    params = [q, 2005, limit, offset]
+    plan = [row[1] for row in con.execute("EXPLAIN " + sql, params).fetchall() if row[0] == "vsql_plan"]
+    assert plan[0] == "HNSW Index Scan using docs_l2 on docs (l2, ef_search=64, k=$3 + $4)"
+    with_index, exact = exact_and_indexed(con, sql, params)
+    matching = sum(1 for i in range(N) if 2000 + i % 25 >= 2005)
+    rows_after_offset = matching - (offset and int(offset) or 0)
+    expected = rows_after_offset if limit is None else min(round(float(limit) + 0.01), rows_after_offset)
+    assert len(with_index) == len(exact) == expected
+    assert_same_answer(with_index, exact)
+
+
+@pytest.mark.parametrize(("limit", "offset", "message"), [
+    ("ten", 0, "LIMIT must be a non-negative integer, not 'ten'"),
+    (-1, 0, "LIMIT must be a non-negative integer, not -1"),
+    (3, -2, "OFFSET must be a non-negative integer, not -2"),
+])
+def test_bad_limit_parameter(con, limit, offset, message):
+    con.execute("CREATE INDEX docs_l2 ON docs USING hnsw (embedding vector_l2_ops)")
+    with pytest.raises(vsql.DataError, match=message):
+        con.execute("SELECT id FROM docs ORDER BY embedding <-> ? LIMIT ? OFFSET ?", [[0.0] * DIM, limit, offset])
+
+
+def test_limit_parameter_in_correlated_query_runs_exactly(con):
+    con.execute("CREATE INDEX docs_l2 ON docs USING hnsw (embedding vector_l2_ops)")
+    con.execute("CREATE TABLE queries AS SELECT id AS qid, embedding AS qv FROM docs WHERE id IN (1, 50)")
+    sql = ("SELECT qid, n.id FROM queries, LATERAL (SELECT id FROM docs ORDER BY embedding <-> queries.qv "
+           "LIMIT ?) AS n ORDER BY qid, n.id")
+    plan = [row[1] for row in con.execute("EXPLAIN " + sql, [2]).fetchall() if row[0] == "vsql_plan"]
+    assert plan == ["Exact scan: LIMIT and OFFSET must be integer constants in a correlated kNN query"]
+    assert len(con.execute(sql, [2]).fetchall()) == 4
