@@ -94,6 +94,7 @@ def create_index(tree: exp.Expression):
             opclass=spec.opclass,
             dims=dims,
             options=dict(spec.options),
+            include=[_column_type(connection, names[0], names[1], c)[0][2] for c in tree.args.get("include") or []],
         )
         manager.create(definition)
         return None
@@ -227,6 +228,9 @@ def explain_plan(inner: Plan, analyze: bool) -> Plan:
 
     def run(connection: Connection, parameters: Any):
         lines = list(inner.notes) or ["No vector index applies: the statement runs unchanged in DuckDB"]
+        if inner.index_only is not None and not inner.index_only.usable():
+            # Rows without a vector exist: the statement runs in DuckDB (see IndexOnly).
+            lines = [line.replace(" Index Only Scan ", " Index Scan ") for line in lines]
         lines += [connection.indexes.describe_filter(match, parameters) for match in inner.matches]
         keys = ["vsql_plan"] * len([line for line in lines if line])
         values = [line for line in lines if line]

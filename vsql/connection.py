@@ -157,8 +157,13 @@ class Connection:
                     cursor._set_rows(*result)
                 self._release(cursor)
             else:
-                self.send(*self.bind_plan(plan, parameters))
-                cursor._set_live(self.duckdb.description, self.duckdb.rowcount)
+                covered = plan.index_only.run(self, parameters) if plan.index_only is not None else None
+                if covered is not None:
+                    cursor._set_python_rows(*covered)
+                    self._release(cursor)
+                else:
+                    self.send(*self.bind_plan(plan, parameters))
+                    cursor._set_live(self.duckdb.description, self.duckdb.rowcount)
         except Error:
             if plan.transaction in ("commit", "rollback"):
                 self._end_transaction()

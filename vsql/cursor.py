@@ -16,13 +16,26 @@ if TYPE_CHECKING:
 
 
 class _Rows:
-    """A result held in Python: produced by vsql itself, or materialized from DuckDB."""
+    """A result held in Python: produced by vsql itself, or materialized from DuckDB.
 
-    def __init__(self, description: list[tuple], table: pa.Table) -> None:
+    A result may come as Python rows with a function that makes their Arrow table, which then
+    runs only when an Arrow fetch asks for it (index-only scans answer in tuples).
+    """
+
+    def __init__(
+        self, description: list[tuple], table: pa.Table | None, rows: list[tuple] | None = None, make_table=None
+    ) -> None:
         self.description = description
-        self.table = table
+        self._table = table
+        self._make_table = make_table
         self.position = 0
-        self._rows: list[tuple] | None = None
+        self._rows: list[tuple] | None = rows
+
+    @property
+    def table(self) -> pa.Table:
+        if self._table is None:
+            self._table = self._make_table()
+        return self._table
 
     def _all_rows(self) -> list[tuple]:
         if self._rows is None:
@@ -86,6 +99,11 @@ class Cursor:
 
     def _set_rows(self, description: list[tuple], table: pa.Table) -> None:
         self._rows = _Rows(description, table)
+        self._description = description
+        self.rowcount = -1
+
+    def _set_python_rows(self, description: list[tuple], rows: list[tuple], make_table) -> None:
+        self._rows = _Rows(description, None, rows, make_table)
         self._description = description
         self.rowcount = -1
 
