@@ -118,8 +118,18 @@ def max_heap_drain_sorted(keys: np.ndarray, ids: np.ndarray, size: int):
     """Empty the max-heap into (ids int64, proxies float32) ordered best first."""
     out_ids = np.empty(size, dtype=np.int64)
     out_keys = np.empty(size, dtype=np.float32)
-    for position in range(size - 1, -1, -1):
-        out_ids[position] = ids[0]
-        out_keys[position] = keys[0]
-        size = max_heap_pop(keys, ids, size)
+    max_heap_drain_into(keys, ids, size, out_ids, out_keys)
     return out_ids, out_keys
+
+
+@nb.njit(inline="always", cache=True)
+def max_heap_drain_into(keys: np.ndarray, ids: np.ndarray, size: int, out_ids, out_keys) -> None:
+    """Empty the max-heap, writing its best ``len(out_ids)`` items to the outputs, best first.
+
+    Writing into caller-owned rows lets a batch of searches drain without an allocation each.
+    """
+    for position in range(size - 1, -1, -1):
+        if position < out_ids.shape[0]:
+            out_ids[position] = ids[0]
+            out_keys[position] = keys[0]
+        size = max_heap_pop(keys, ids, size)

@@ -15,6 +15,9 @@ Query searches add three things to the textbook walk:
   is not expanded itself; its own neighbours that qualify are examined instead, which finds
   filtered results without paying distance computations for the rows filtered out.
 
+Distances are measured per expansion, not per neighbour: the rows of all new neighbours are
+prefetched, then measured eight at a time (``batch_proxies``), so their memory loads overlap.
+
 If the walk ends with fewer than ``k`` qualifying results (a filter that leaves only parts of the
 graph the walk cannot reach), the remaining qualifying rows are scanned exactly, so a search
 always returns ``min(k, qualifying rows)`` results.
@@ -26,13 +29,14 @@ import numba as nb
 import numpy as np
 
 from udfs.heaps import (
+    max_heap_drain_into,
     max_heap_drain_sorted,
     max_heap_push_bounded,
     min_heap_pop,
     min_heap_push,
 )
-from udfs.hnsw_distance import row_proxy
-from udfs.prefetch import prefetch_row
+from udfs.hnsw_distance import BATCH, batch_proxies, row_proxy
+from udfs.prefetch import prefetch_row, prefetch_row_to_l2
 from udfs.visited import next_epoch
 
 
@@ -64,19 +68,69 @@ def greedy_descent(
 
     The walk stops above ``stop_level``: it searches levels ``top_level`` to ``stop_level + 1``.
     """
+    fresh, proxies = _batch_buffers(links0.shape[1])
+    return _descend(
+        xb,
+        metric,
+        q,
+        entry,
+        entry_proxy,
+        top_level,
+        stop_level,
+        links0,
+        degree0,
+        links_up,
+        degree_up,
+        upper_offset,
+        fresh,
+        proxies,
+    )
+
+
+@nb.njit(inline="always", cache=True)
+def _batch_buffers(width):
+    """Return (ids, proxies) scratch for ``batch_proxies`` over up to ``width`` rows."""
+    return np.empty(width + BATCH, dtype=np.int32), np.empty(width + BATCH, dtype=np.float32)
+
+
+@nb.njit(fastmath=True, cache=True)
+def _descend(
+    xb,
+    metric,
+    q,
+    entry,
+    entry_proxy,
+    top_level,
+    stop_level,
+    links0,
+    degree0,
+    links_up,
+    degree_up,
+    upper_offset,
+    fresh,
+    proxies,
+):
+    """Descend as ``greedy_descent`` does, in scratch of ``links0.shape[1] + BATCH`` entries.
+
+    Each node's neighbours are measured in one batch, then scanned in list order, so the node
+    kept is the first with the smallest proxy, as when measuring one neighbour at a time.
+    """
     node = entry
     best = entry_proxy
     for level in range(top_level, stop_level, -1):
         improved = True
         while improved:
             improved = False
-            for neighbour in neighbours(
-                node, level, links0, degree0, links_up, degree_up, upper_offset
-            ):
-                proxy = row_proxy(metric, xb, neighbour, q)
-                if proxy < best:
-                    best = proxy
-                    node = neighbour
+            links = neighbours(node, level, links0, degree0, links_up, degree_up, upper_offset)
+            n_links = links.shape[0]
+            for j in range(n_links):
+                fresh[j] = links[j]
+                prefetch_row_to_l2(xb, links[j])
+            batch_proxies(metric, xb, fresh, n_links, q, proxies)
+            for j in range(n_links):
+                if proxies[j] < best:
+                    best = proxies[j]
+                    node = fresh[j]
                     improved = True
     return node, best
 
@@ -110,7 +164,7 @@ def beam_search(
     """
     epoch = next_epoch(tags, epochs, tag_row)
     visited = tags[tag_row]
-    fresh = np.empty(links0.shape[1], dtype=np.int32)
+    fresh, proxies = _batch_buffers(links0.shape[1])
     n_cand = 0
     n_res = 0
     for i in range(n_entries):
@@ -131,9 +185,10 @@ def beam_search(
                 visited[neighbour] = epoch
                 fresh[n_new] = neighbour
                 n_new += 1
-                prefetch_row(xb, neighbour)
+                prefetch_row_to_l2(xb, neighbour)
+        batch_proxies(metric, xb, fresh, n_new, q, proxies)
         for i in range(n_new):
-            proxy = row_proxy(metric, xb, fresh[i], q)
+            proxy = proxies[i]
             if n_res < ef or proxy < res_keys[0]:
                 n_cand = min_heap_push(cand_keys, cand_ids, n_cand, proxy, fresh[i])
                 n_res = max_heap_push_bounded(res_keys, res_ids, n_res, ef, proxy, fresh[i])
@@ -203,8 +258,92 @@ def search_query(
     ``ef`` must be at least ``k``, and the caller has checked that at least ``k`` rows qualify
     among the ``n_ids`` ids. ``two_hop`` turns on the expansion through rows that do not qualify.
     """
+    fresh, proxies, past = _walk_buffers(links0.shape[1])
+    n_res = _walk(
+        xb,
+        metric,
+        q,
+        k,
+        ef,
+        two_hop,
+        entry,
+        max_level,
+        links0,
+        degree0,
+        links_up,
+        degree_up,
+        upper_offset,
+        next_duplicate,
+        duplicate_of,
+        deleted,
+        allowed,
+        use_allowed,
+        n_ids,
+        tags,
+        epochs,
+        tag_row,
+        cand_keys,
+        cand_ids,
+        res_keys,
+        res_ids,
+        fresh,
+        proxies,
+        past,
+    )
+    ids, found = max_heap_drain_sorted(res_keys, res_ids, n_res)
+    return ids[:k], found[:k]
+
+
+@nb.njit(inline="always", cache=True)
+def _walk_buffers(width):
+    """Return (fresh ids, their proxies, two-hop waypoints) scratch for ``_walk``.
+
+    One expansion measures at most ``width`` neighbours plus, under two-hop expansion,
+    ``width`` neighbours of each of ``width`` waypoints.
+    """
+    fresh, proxies = _batch_buffers(width + width * width)
+    return fresh, proxies, np.empty(width, dtype=np.int32)
+
+
+@nb.njit(fastmath=True, cache=True)
+def _walk(
+    xb,
+    metric,
+    q,
+    k,
+    ef,
+    two_hop,
+    entry,
+    max_level,
+    links0,
+    degree0,
+    links_up,
+    degree_up,
+    upper_offset,
+    next_duplicate,
+    duplicate_of,
+    deleted,
+    allowed,
+    use_allowed,
+    n_ids,
+    tags,
+    epochs,
+    tag_row,
+    cand_keys,
+    cand_ids,
+    res_keys,
+    res_ids,
+    fresh,
+    proxies,
+    past,
+):
+    """Run one query search, leaving its results as a max-heap in ``res_keys``/``res_ids``.
+
+    Returns the number of results (at least ``k``). ``fresh``, ``proxies`` and ``past`` are the
+    scratch of ``_walk_buffers``.
+    """
     entry_proxy = row_proxy(metric, xb, entry, q)
-    start, start_proxy = greedy_descent(
+    start, start_proxy = _descend(
         xb,
         metric,
         q,
@@ -217,11 +356,11 @@ def search_query(
         links_up,
         degree_up,
         upper_offset,
+        fresh,
+        proxies,
     )
     epoch = next_epoch(tags, epochs, tag_row)
     visited = tags[tag_row]
-    near = np.empty(links0.shape[1], dtype=np.int32)
-    past = np.empty(links0.shape[1], dtype=np.int32)
     visited[start] = epoch
     n_cand = min_heap_push(cand_keys, cand_ids, 0, start_proxy, start)
     n_res = _offer_group(
@@ -234,10 +373,16 @@ def search_query(
         if n_res >= ef and current_proxy > res_keys[0]:
             break
         n_cand = min_heap_pop(cand_keys, cand_ids, n_cand)
+        if n_cand > 0:
+            # The best remaining candidate is expanded next unless a neighbour found now beats
+            # it, so its neighbour list is fetched while this expansion runs.
+            prefetch_row(links0, cand_ids[0])
 
-        # Sort the new neighbours into those to measure (their rows are prefetched, so the
-        # loads overlap) and, under two-hop expansion, those to look past.
-        n_near = 0
+        # Gather every row this expansion measures: the new neighbours, then under two-hop
+        # expansion the qualifying new neighbours of each neighbour that does not qualify.
+        # They are offered to the heaps afterwards in that same order, so measuring them in
+        # one batch gives the same results as measuring them one at a time.
+        n_fresh = 0
         n_past = 0
         for neighbour in links0[current, : degree0[current]]:
             if visited[neighbour] == epoch:
@@ -249,17 +394,27 @@ def search_query(
                 past[n_past] = neighbour
                 n_past += 1
             else:
-                near[n_near] = neighbour
-                n_near += 1
-                prefetch_row(xb, neighbour)
+                fresh[n_fresh] = neighbour
+                n_fresh += 1
+                prefetch_row_to_l2(xb, neighbour)
+        for i in range(n_past):
+            for second in links0[past[i], : degree0[past[i]]]:
+                if visited[second] == epoch:
+                    continue
+                if not _group_qualifies(second, next_duplicate, deleted, allowed, use_allowed):
+                    continue
+                visited[second] = epoch
+                fresh[n_fresh] = second
+                n_fresh += 1
+                prefetch_row_to_l2(xb, second)
 
-        for i in range(n_near):
-            neighbour = near[i]
-            proxy = row_proxy(metric, xb, neighbour, q)
+        batch_proxies(metric, xb, fresh, n_fresh, q, proxies)
+        for i in range(n_fresh):
+            proxy = proxies[i]
             if n_res < ef or proxy < res_keys[0]:
-                n_cand = min_heap_push(cand_keys, cand_ids, n_cand, proxy, neighbour)
+                n_cand = min_heap_push(cand_keys, cand_ids, n_cand, proxy, fresh[i])
                 n_res = _offer_group(
-                    neighbour,
+                    fresh[i],
                     proxy,
                     next_duplicate,
                     deleted,
@@ -270,29 +425,6 @@ def search_query(
                     n_res,
                     ef,
                 )
-
-        for i in range(n_past):
-            for second in links0[past[i], : degree0[past[i]]]:
-                if visited[second] == epoch:
-                    continue
-                if not _group_qualifies(second, next_duplicate, deleted, allowed, use_allowed):
-                    continue
-                visited[second] = epoch
-                proxy = row_proxy(metric, xb, second, q)
-                if n_res < ef or proxy < res_keys[0]:
-                    n_cand = min_heap_push(cand_keys, cand_ids, n_cand, proxy, second)
-                    n_res = _offer_group(
-                        second,
-                        proxy,
-                        next_duplicate,
-                        deleted,
-                        allowed,
-                        use_allowed,
-                        res_keys,
-                        res_ids,
-                        n_res,
-                        ef,
-                    )
 
     if n_res < k:
         n_res = _scan_unvisited(
@@ -311,8 +443,7 @@ def search_query(
             res_ids,
             n_res,
         )
-    ids, proxies = max_heap_drain_sorted(res_keys, res_ids, n_res)
-    return ids[:k], proxies[:k]
+    return n_res
 
 
 @nb.njit(fastmath=True, cache=True)
@@ -382,8 +513,9 @@ def search_share(
     cand_ids = np.empty(capacity, dtype=np.int32)
     res_keys = np.empty(ef, dtype=np.float32)
     res_ids = np.empty(ef, dtype=np.int32)
+    fresh, proxies, past = _walk_buffers(links0.shape[1])
     for i in range(worker, xq.shape[0], n_workers):
-        ids, proxies = search_query(
+        n_res = _walk(
             xb,
             metric,
             xq[i],
@@ -410,7 +542,8 @@ def search_share(
             cand_ids,
             res_keys,
             res_ids,
+            fresh,
+            proxies,
+            past,
         )
-        for j in range(k):
-            out_ids[i, j] = ids[j]
-            out_proxies[i, j] = proxies[j]
+        max_heap_drain_into(res_keys, res_ids, n_res, out_ids[i], out_proxies[i])
