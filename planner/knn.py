@@ -249,17 +249,18 @@ def _count_text(match: KnnMatch) -> str:
 def covering_outputs(match: KnnMatch, root: exp.Expression) -> list[tuple[str, str | None]] | None:
     """Return the output columns of an index-only scan, or None when DuckDB must run the query.
 
-    The statement must be the kNN SELECT itself, without WHERE, ordered nearest first, and
-    select only the index's INCLUDE columns and the aliased distance: then the index holds every
-    value of the answer. Each output is (name, INCLUDE column), with None for the distance.
+    The statement must be the kNN SELECT itself, ordered nearest first, and select only the
+    index's INCLUDE columns and the aliased distance: then the index holds every value of the
+    answer, and DuckDB only evaluates the WHERE clause. Each output is (name, INCLUDE column),
+    with None for the distance.
     """
     select = match.select
     include = {name.lower() for name in match.index.definition.include}
-    if not include or select is not root or match.where is not None or match.negate:
+    if not include or select is not root or match.negate:
         return None
     if select.args["order"].expressions[0].args.get("desc"):
         return None
-    allowed = ("expressions", "from_", "order", "limit", "offset")
+    allowed = ("expressions", "from_", "where", "order", "limit", "offset")
     if any(value for key, value in select.args.items() if key not in allowed):
         return None
     names = {match.table.alias_or_name.lower(), match.table.name.lower()}

@@ -88,15 +88,19 @@ class Prefetch:
 
     def run(self, connection: Connection, parameters: Any) -> dict[str, Any]:
         q = self._query_vector(connection, parameters)
-        allowed = None
-        if self.filter_sql is not None:
-            table = connection.query_arrow(self.filter_sql.sql, self.filter_sql.bind(parameters))
-            allowed = np.sort(table.column(0).to_numpy().astype(np.int64, copy=False))
+        allowed = self.allowed_rowids(connection, parameters)
         rowids, distances, null = self.index.search(q, self._count(parameters), allowed)
         values: Any = distances
         if null.any():
             values = [None if is_null else float(d) for d, is_null in zip(distances, null, strict=True)]
         return {f"__vsql_rowids{self.number}": rowids, f"__vsql_distances{self.number}": values}
+
+    def allowed_rowids(self, connection: Connection, parameters: Any) -> np.ndarray | None:
+        """Return the sorted rowids of the rows the WHERE clause keeps, or None without one."""
+        if self.filter_sql is None:
+            return None
+        table = connection.query_arrow(self.filter_sql.sql, self.filter_sql.bind(parameters))
+        return np.sort(table.column(0).to_numpy().astype(np.int64, copy=False))
 
     def _count(self, parameters: Any) -> int:
         """Return LIMIT + OFFSET with the parameters' values, rounded up.
@@ -129,11 +133,12 @@ class Prefetch:
 
 @dataclass
 class IndexOnly:
-    """A kNN SELECT the index answers alone from its INCLUDE columns (see ``knn.covering_outputs``).
+    """A kNN SELECT the index answers from its INCLUDE columns (see ``knn.covering_outputs``).
 
     Plain DuckDB needs about 1 ms to fetch 10 rows by rowid from a 100,000-row table, four times
-    the HNSW search itself, so a query that needs no other column skips DuckDB. The plan keeps
-    the ordinary statement for when the index cannot answer (``covering_search`` says when).
+    the HNSW search itself, so a query that needs no other column skips that statement: DuckDB
+    only evaluates the WHERE clause, if there is one. The plan keeps the ordinary statement for
+    when the index cannot answer (``covering_ready`` and ``covering_search`` say when).
     """
 
     prefetch: Prefetch
@@ -142,15 +147,17 @@ class IndexOnly:
     offset: int | None
 
     def usable(self) -> bool:
-        index = self.prefetch.index
-        return index.included is not None and len(index.excluded_rowids) == 0
+        return self.prefetch.index.covering_ready()
 
     def run(self, connection: Connection, parameters: Any) -> tuple[list[tuple], list[tuple], Callable] | None:
         """Return the description, the rows and a maker of their Arrow table, or None to let DuckDB
         run the statement."""
         prefetch = self.prefetch
         q = prefetch._query_vector(connection, parameters)
-        found = prefetch.index.covering_search(q, prefetch._count(parameters))
+        if not prefetch.index.covering_ready():
+            return None
+        allowed = prefetch.allowed_rowids(connection, parameters)
+        found = prefetch.index.covering_search(q, prefetch._count(parameters), allowed)
         if found is None:
             return None
         nodes, distances = found

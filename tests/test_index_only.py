@@ -64,6 +64,12 @@ def assert_same(got, want, distance_column):
     "sql",
     [
         "SELECT id, title, released, embedding <=> ? AS distance FROM docs ORDER BY distance LIMIT 10",
+        "SELECT id, embedding <=> ? AS distance FROM docs WHERE id % 10 = 3 ORDER BY distance LIMIT 10",
+        "SELECT id, embedding <=> ? AS distance FROM docs WHERE score > 20 AND title LIKE '%1%' "
+        "ORDER BY distance LIMIT 10 OFFSET 2",
+        "SELECT id, embedding <=> ? AS distance FROM docs WHERE id IN (SELECT 3 * range FROM range(200)) "
+        "ORDER BY distance LIMIT 10",
+        "SELECT id, embedding <=> ? AS distance FROM docs WHERE id = 12345 ORDER BY distance LIMIT 10",
         "SELECT d.title AS t, d.id, embedding <=> ? AS distance FROM docs AS d ORDER BY distance LIMIT 7 OFFSET 3",
         "SELECT title, cosine_distance(embedding, ?) AS distance FROM docs ORDER BY distance LIMIT 5",
     ],
@@ -89,12 +95,13 @@ def test_limit_and_offset_parameters(con):
     ("sql", "why"),
     [
         ("SELECT id, score, embedding <=> ? AS distance FROM docs ORDER BY distance LIMIT 5", "score is not included"),
-        ("SELECT id FROM docs WHERE id > 3 ORDER BY embedding <=> ? LIMIT 5", "a WHERE clause"),
         ("SELECT id, embedding <=> ? FROM docs ORDER BY 2 LIMIT 5", "an unnamed distance"),
         ("SELECT id + 1 AS n FROM docs ORDER BY embedding <=> ? LIMIT 5", "an expression"),
         ("SELECT * FROM (SELECT id FROM docs ORDER BY embedding <=> ? LIMIT 5)", "a subquery"),
         ("SELECT id FROM docs ORDER BY embedding <=> ? DESC LIMIT 5", "farthest first"),
         ("SELECT id, tags, embedding <=> ? AS d FROM docs ORDER BY d LIMIT 5", "a LIST column"),
+        ("SELECT id FROM docs AS a WHERE EXISTS (SELECT 1 FROM docs AS b WHERE b.id = a.id + 1) "
+         "ORDER BY embedding <=> ? LIMIT 5", "a correlated filter"),
     ],
 )
 def test_other_shapes_use_the_ordinary_index_scan(con, sql, why):

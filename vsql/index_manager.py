@@ -561,18 +561,22 @@ class ManagedIndex:
         types = self._column_types()
         return all(str(types[include.index(name.lower())]) in COVERING_TYPES for name in columns)
 
-    def covering_search(self, q: np.ndarray | None, k: int) -> tuple[np.ndarray, np.ndarray] | None:
-        """Return the nodes and exact distances of the ``k`` rows nearest ``q`` for an index-only scan.
+    def covering_ready(self) -> bool:
+        """False while rows without a vector exist: exact search may return them, and the index
+        keeps no copy of their columns, so only DuckDB can answer."""
+        return self.included is not None and self.kernel is not None and len(self.excluded_rowids) == 0
 
-        None means only DuckDB can answer: rows without a vector exist (exact search may return
-        them, and the index keeps no copy of their columns), or the query has no direction.
-        """
-        if self.included is None or len(self.excluded_rowids) or self.kernel is None or q is None:
+    def covering_search(
+        self, q: np.ndarray | None, k: int, allowed_rowids: np.ndarray | None
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """Return the nodes and exact distances of the ``k`` rows nearest ``q`` for an index-only
+        scan, or None when the query has no direction (NULL, or zero under cosine)."""
+        if q is None or not self.covering_ready():
             return None
         prepared, indexable = metrics.prepare_rows(self.definition.metric, q.astype(np.float32))
         if not indexable[0]:
             return None
-        return self._search_nodes(metrics.METRIC_CODES[self.definition.metric], prepared[0], k, None)
+        return self._search_nodes(metrics.METRIC_CODES[self.definition.metric], prepared[0], k, allowed_rowids)
 
     def covering_columns(self, columns: list[str]) -> tuple[list, list[np.ndarray]]:
         """Return the DuckDB types of ``columns`` (then DOUBLE) and their values by node, as numpy.
