@@ -23,7 +23,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from benchmarks import bench_hnsw, bench_ivf, bench_sql
+from benchmarks import bench_hnsw, bench_ivf, bench_sql, bench_startup
 from benchmarks.common import K, Measurement, Table
 from benchmarks.plot import plot_recall_qps, save_points
 from vsql import sample
@@ -195,6 +195,9 @@ def run_sql(data, grid: Grid, kernel_points, progress) -> tuple[list[Table], lis
     tables.append(table)
     points += found
     con.close()
+
+    progress("SQL: first query of fresh processes on a stored index")
+    tables.append(bench_startup.bench_first_query(data))
 
     progress("DuckDB vss (separate process)")
     ef_default = int(SETTINGS["hnsw.ef_search"].default)

@@ -250,8 +250,8 @@ def covering_outputs(match: KnnMatch, root: exp.Expression) -> list[tuple[str, s
     """Return the output columns of an index-only scan, or None when DuckDB must run the query.
 
     The statement must be the kNN SELECT itself, ordered nearest first, and select only the
-    index's INCLUDE columns and the aliased distance: then the index holds every value of the
-    answer, and DuckDB only evaluates the WHERE clause. Each output is (name, INCLUDE column),
+    index's INCLUDE columns and the aliased distance: then the index contains every value of the
+    result, and DuckDB only evaluates the WHERE clause. Each output is (name, INCLUDE column),
     with None for the distance.
     """
     select = match.select

@@ -105,8 +105,8 @@ class Prefetch:
     def _count(self, parameters: Any) -> int:
         """Return LIMIT + OFFSET with the parameters' values, rounded up.
 
-        DuckDB reads ``LIMIT NULL`` as no limit and ``OFFSET NULL`` as none, so a NULL LIMIT asks
-        for every row.
+        DuckDB reads ``LIMIT NULL`` as no limit and ``OFFSET NULL`` as none, so a NULL LIMIT
+        requests every row.
         """
         k = self.k
         for clause, position in (("LIMIT", self.limit_parameter), ("OFFSET", self.offset_parameter)):
@@ -133,7 +133,7 @@ class Prefetch:
 
 @dataclass
 class IndexOnly:
-    """A kNN SELECT the index answers from its INCLUDE columns (see ``knn.covering_outputs``).
+    """A kNN SELECT whose result comes from the index's INCLUDE columns (see ``knn.covering_outputs``).
 
     Plain DuckDB needs about 1 ms to fetch 10 rows by rowid from a 100,000-row table, four times
     the HNSW search itself, so a query that needs no other column skips that statement: DuckDB

@@ -1,7 +1,7 @@
-"""Index-only scans: an index with INCLUDE columns answers kNN queries that need nothing else.
+"""Index-only scans: an index with INCLUDE columns returns kNN results that need no other column.
 
-Every answer is compared with the same statement run by DuckDB (``vsql.enable_index_scan = off``),
-and EXPLAIN tells which path ran.
+Every result is compared with the same statement run by DuckDB (``vsql.enable_index_scan = off``),
+and EXPLAIN shows which path ran.
 """
 
 import duckdb
@@ -74,7 +74,7 @@ def assert_same(got, want, distance_column):
         "SELECT title, cosine_distance(embedding, ?) AS distance FROM docs ORDER BY distance LIMIT 5",
     ],
 )
-def test_index_only_answers_like_duckdb(con, sql):
+def test_index_only_matches_duckdb(con, sql):
     q = rows(12)[0]
     assert plan_line(con, sql, [q]).startswith("HNSW Index Only Scan using docs_cos on docs (cosine")
     got, description, want, want_description = both(con, sql, [q])
@@ -125,7 +125,7 @@ def test_changes_to_included_columns_are_seen(con):
     assert con.execute(sql, [x[5]]).fetchall()[0][0] != 5
 
 
-def test_rows_without_a_vector_send_the_query_to_duckdb(con):
+def test_null_vectors_fall_back_to_duckdb(con):
     zero = "[" + ", ".join(["0.0"] * DIM) + "]"
     con.execute(f"INSERT INTO docs VALUES (9000, 'no vector', NULL, 0, NULL, NULL), (9001, 'zero', NULL, 0, NULL, {zero})")
     sql = "SELECT id, embedding <=> ? AS distance FROM docs ORDER BY distance LIMIT 800"

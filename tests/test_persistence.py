@@ -66,7 +66,7 @@ def count_row_reads(monkeypatch):
     return calls
 
 
-def test_rows_come_from_the_table_bit_for_bit(stored, monkeypatch):
+def test_table_rows_load_bit_for_bit(stored, monkeypatch):
     x = vectors()
     with vsql.connect(stored) as con:
         top_ids(con, x[1].tolist())
@@ -81,7 +81,7 @@ def test_rows_come_from_the_table_bit_for_bit(stored, monkeypatch):
     assert after.tobytes() == before.tobytes()
 
 
-def test_rows_deleted_through_vsql_are_stored_apart(stored, monkeypatch):
+def test_deleted_rows_stored_apart(stored, monkeypatch):
     x = vectors()
     with vsql.connect(stored) as con:
         con.execute("DELETE FROM docs WHERE id % 4 = 0")
@@ -99,7 +99,7 @@ def test_rows_deleted_through_vsql_are_stored_apart(stored, monkeypatch):
     assert after.tobytes() == before.tobytes()
 
 
-def test_rows_changed_by_another_client_come_from_the_stored_copy(stored, monkeypatch):
+def test_foreign_changes_read_stored_rows(stored, monkeypatch):
     x = vectors()
     with vsql.connect(stored) as con:
         top_ids(con, x[1].tolist())
@@ -120,7 +120,7 @@ def test_rows_changed_by_another_client_come_from_the_stored_copy(stored, monkey
     assert after[: len(before)].tobytes() == before.tobytes()
 
 
-def test_files_with_rows_in_index_data_still_load(stored):
+def test_old_layout_still_loads(stored):
     # Files written before vsql.index_rows existed kept the rows with the other arrays.
     plain = duckdb.connect(stored)
     plain.execute("INSERT INTO vsql.index_data SELECT * FROM vsql.index_rows")

@@ -129,16 +129,23 @@ def prepare_rows(metric: str, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def prepare_rows_into(metric: str, x: np.ndarray, src: np.ndarray, out: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Write ``prepare_rows(metric, x[src])`` into ``out[dst]``; return the indexable mask.
+    """Write ``prepare_rows(metric, x[src])`` into ``out[dst]`` and return the indexable mask.
 
-    One pass instead of a gather, a cast and a division: loading a stored index prepares every
-    row of the table this way. Every path prepares rows with this kernel, so equal vectors give
-    equal bits, which the HNSW duplicate table relies on.
+    It makes one pass where numpy would gather, cast and divide, because loading a stored index
+    prepares every row of the table. Every path prepares rows with this kernel, so equal vectors
+    give equal bits, which the HNSW duplicate table relies on.
     """
     indexable = np.empty(len(src), dtype=np.bool_)
-    kernel = _prepare_parallel if len(src) >= 4096 else _prepare_serial
-    kernel(np.ascontiguousarray(x), src, metric == "cosine", out, dst, indexable)
+    # One thread: the pass is bound by memory, and two threads measured no faster on 100k x 384
+    # (0.057 s either way) while a load competes with kernels loading in another thread.
+    _prepare(np.ascontiguousarray(x), src, metric == "cosine", out, dst, indexable)
     return indexable
+
+
+@nb.njit(cache=True)
+def _prepare(x, src, unit, out, dst, indexable):
+    for i in range(src.shape[0]):
+        indexable[i] = _prepare_row(x, src[i], unit, out, dst[i])
 
 
 @nb.njit(inline="always")
@@ -164,23 +171,15 @@ def _prepare_row(x, source, unit, out, target):
     return True
 
 
-@nb.njit(cache=True)
-def _prepare_serial(x, src, unit, out, dst, indexable):
-    for i in range(src.shape[0]):
-        indexable[i] = _prepare_row(x, src[i], unit, out, dst[i])
-
-
-@nb.njit(parallel=True, cache=True)
-def _prepare_parallel(x, src, unit, out, dst, indexable):
-    for i in nb.prange(src.shape[0]):
-        indexable[i] = _prepare_row(x, src[i], unit, out, dst[i])
-
-
 def warm_up() -> None:
-    """Compile the row preparation kernels, which every index method uses."""
-    x = np.ones((2, 3), dtype=np.float32)
+    """Compile the row preparation kernel, which every index method uses.
+
+    It compiles a second version for read-only rows, which numba types apart, because loading an
+    index reads its rows straight from the Arrow buffer of a table scan.
+    """
     ids = np.arange(2, dtype=np.int64)
-    out = np.empty_like(x)
-    for kernel in (_prepare_serial, _prepare_parallel):
+    for writeable in (True, False):
+        x = np.ones((2, 3), dtype=np.float32)
+        x.flags.writeable = writeable
         for unit in (False, True):
-            kernel(x, ids, unit, out, ids, np.empty(2, dtype=np.bool_))
+            _prepare(x, ids, unit, np.empty((2, 3), dtype=np.float32), ids, np.empty(2, dtype=np.bool_))

@@ -48,8 +48,8 @@ REBUILD_FRACTION = 0.5
 # about 4 ms. The filtered HNSW walk at 3.5% selectivity (3,460 rows) reached only recall@10
 # 0.80 at ef_search 40 (python -m benchmarks).
 EXACT_FILTER_ROWS = 10_000
-# INCLUDE column types an index-only scan returns itself: Arrow gives back the same Python values
-# as DuckDB's fetchall() for these; any other type makes the statement run in DuckDB.
+# INCLUDE column types that an index-only scan returns itself, because Arrow converts them to the
+# same Python values as DuckDB's fetchall(). A column of any other type sends the query to DuckDB.
 COVERING_TYPES = frozenset(
     (
         "BOOLEAN", "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER",
@@ -153,7 +153,7 @@ class ManagedIndex:
         return rowids[order], hashes[order], is_null[order], (vectors, order, included)
 
     def _hash_sql(self) -> str:
-        """The hash that tells whether a row changed: of its vector and its INCLUDE columns."""
+        """Return the SQL hash of a row's vector and INCLUDE columns, which changes when the row does."""
         return f"hash({', '.join([self.definition.quoted_column, *self._included_sql()])})"
 
     def _included_sql(self) -> list[str]:
@@ -163,7 +163,7 @@ class ManagedIndex:
         """Return a fixed-size list column as float32 rows (NaN where a vector or value is NULL).
 
         ``values`` keeps the child slots of NULL vectors, unlike ``flatten()``, so the rows line
-        up with the column; it ignores the array's offset, hence the slice.
+        up with the column. It ignores the array's offset, so the code slices it.
         """
         dims = self.definition.dims
         rows = []
@@ -468,8 +468,8 @@ class ManagedIndex:
     def _rows_from_table(self, node_rowids, source, xb_deleted, scan) -> np.ndarray | None:
         """Return the prepared rows of every node from a table scan, or None if one is missing.
 
-        A node's row is missing when another client deleted or changed it since the index was
-        stored; the graph still needs its old vector, which only the stored copy holds. Nodes
+        A node's row is missing when another client deleted or changed it after the index was
+        stored. The graph still needs its old vector, and only the stored copy contains it. Nodes
         deleted through vsql come with their rows in ``xb_deleted``.
         """
         vectors = scan[3][0]
@@ -562,8 +562,8 @@ class ManagedIndex:
         return all(str(types[include.index(name.lower())]) in COVERING_TYPES for name in columns)
 
     def covering_ready(self) -> bool:
-        """False while rows without a vector exist: exact search may return them, and the index
-        keeps no copy of their columns, so only DuckDB can answer."""
+        """Return False while rows without a vector exist, because exact search may return them and
+        the index keeps no copy of their columns: DuckDB must then run the query."""
         return self.included is not None and self.kernel is not None and len(self.excluded_rowids) == 0
 
     def covering_search(

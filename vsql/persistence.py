@@ -21,9 +21,8 @@ if TYPE_CHECKING:
     from vsql.connection import Connection
 
 CHUNK_BYTES = 16 * 1024 * 1024
-# Arrays as large as the table's vector column live in their own table: DuckDB reads every BLOB
-# of a table it scans, even of rows its filter drops, so keeping them apart lets an index load
-# its graph without reading them.
+# Arrays as large as the table's vector column live in their own table. DuckDB reads every BLOB
+# of a table it scans, even of rows its filter drops, so this lets an index load its graph alone.
 ROW_ARRAYS = ("xb",)
 DATA_TABLE = f"{SCHEMA}.index_data"
 ROWS_TABLE = f"{SCHEMA}.index_rows"
