@@ -2,7 +2,7 @@
 --
 -- EXPLAIN returns DuckDB's plan with vsql's lines first (key vsql_plan):
 --   "HNSW Index Scan using <index> on <table> (<metric>, ef_search=<n>, k=<k>)" when an index
---   answers the query; with a WHERE clause, a "Filter:" line with the number of matching rows
+--   finds the rows ("Index Only Scan" when it also returns every selected column); with a WHERE clause, a "Filter:" line with the number of matching rows
 --   and the search strategy; otherwise "Exact scan: <reason>".
 --
 -- Run:  vsql < sql_examples/09_explain.sql
@@ -38,3 +38,11 @@ RESET vsql.enable_index_scan;
 
 -- EXPLAIN ANALYZE also runs the query and shows DuckDB's timings.
 EXPLAIN ANALYZE SELECT id FROM items ORDER BY embedding <=> '[1, 0, 0]' LIMIT 5;
+
+-- An index can keep a copy of other columns (INCLUDE, as in PostgreSQL). A query that selects
+-- only those columns and the distance then gets its rows from the index alone, without a
+-- second DuckDB statement that fetches the rows.
+DROP INDEX items_cosine;
+CREATE INDEX items_covering ON items USING hnsw (embedding vector_cosine_ops) INCLUDE (id);
+EXPLAIN SELECT id, embedding <=> '[1, 0, 0]' AS distance FROM items ORDER BY distance LIMIT 5;
+SELECT id, embedding <=> '[1, 0, 0]' AS distance FROM items ORDER BY distance LIMIT 5;

@@ -359,7 +359,7 @@ def test_08_measuring_recall():
 def test_09_explain():
     run = run_script("09_explain.sql")
     plans = run.plans()
-    assert len(plans) == 7
+    assert len(plans) == 8
     index_scan = "HNSW Index Scan using items_cosine on items (cosine, ef_search={}, k=5)"
     assert plans[0] == [index_scan.format(64)]
     assert plans[1][0] == index_scan.format(64)
@@ -372,3 +372,10 @@ def test_09_explain():
         assert plan[0].startswith("Exact scan: ")
         assert reason in plan[0]
     assert plans[6] == [index_scan.format(64)]
+    assert plans[7] == ["HNSW Index Only Scan using items_covering on items (cosine, ef_search=64, k=5)"]
+    i = np.arange(100)
+    x = np.stack([np.cos(i / 7), np.sin(i / 7), (i % 10) / 10], axis=1).astype(np.float32).astype(np.float64)
+    distance = 1 - x[:, 0] / np.linalg.norm(x, axis=1)
+    rows = run.one("id", "distance")
+    assert [row["id"] for row in rows] == list(np.argsort(distance, kind="stable")[:5])
+    assert [row["distance"] for row in rows] == pytest.approx(np.sort(distance)[:5], abs=1e-6)
