@@ -255,7 +255,8 @@ def covering_outputs(match: KnnMatch, root: exp.Expression) -> list[tuple[str, s
     with None for the distance.
     """
     select = match.select
-    include = {name.lower() for name in match.index.definition.include}
+    # DuckDB names an unaliased column by its catalog spelling, which the definition keeps.
+    include = {name.lower(): name for name in match.index.definition.include}
     if not include or select is not root or match.negate:
         return None
     if select.args["order"].expressions[0].args.get("desc"):
@@ -274,7 +275,8 @@ def covering_outputs(match: KnnMatch, root: exp.Expression) -> list[tuple[str, s
             and node.name.lower() in include
             and (not node.table or node.table.lower() in names)
         ):
-            outputs.append((projection.alias_or_name, node.name))
+            stored = include[node.name.lower()]
+            outputs.append((projection.alias if isinstance(projection, exp.Alias) else stored, stored))
         else:
             return None
     if not match.index.can_cover([column for _, column in outputs if column is not None]):

@@ -71,6 +71,7 @@ def assert_same(got, want, distance_column):
         "ORDER BY distance LIMIT 10",
         "SELECT id, embedding <=> ? AS distance FROM docs WHERE id = 12345 ORDER BY distance LIMIT 10",
         "SELECT d.title AS t, d.id, embedding <=> ? AS distance FROM docs AS d ORDER BY distance LIMIT 7 OFFSET 3",
+        "SELECT ID, Title AS \"Heading\", embedding <=> ? AS distance FROM docs ORDER BY distance LIMIT 4",
         "SELECT title, cosine_distance(embedding, ?) AS distance FROM docs ORDER BY distance LIMIT 5",
     ],
 )
