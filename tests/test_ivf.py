@@ -228,3 +228,42 @@ def test_wrong_dimensions(kind, data):
         index.search(np.ones(3, dtype=np.float32), K)
     with pytest.raises(DataError, match="expected 32 dimensions, not 3"):
         index.add(np.ones((2, 3), dtype=np.float32))
+
+
+@pytest.mark.parametrize(("m", "nbits"), [(4, 8), (2, 6), (32, 4), (16, 1)])
+@pytest.mark.parametrize("metric", METRICS)
+def test_pq_proxies_match_decoded_rows(m, nbits, metric, data):
+    # m not a multiple of 8 and nbits under 8 take the scan's tail paths.
+    xb, xq = data
+    rows, _ = prepare_rows(metric, xb[:2000])
+    index = IvfPqIndex(DIM, metric, lists=20, m=m, nbits=nbits, seed=0)
+    index.train(rows)
+    index.add(rows)
+    queries, _ = prepare_rows(metric, xq[:5])
+    for q in queries:
+        ids, proxies = index.search(q, 20, probes=20, rerank=0)
+        decoded = _decode(index, ids)
+        want = _exact_proxies(metric, decoded.astype(np.float64), q.astype(np.float64))
+        np.testing.assert_allclose(proxies, want, rtol=1e-4, atol=1e-4)
+        ranked_ids, ranked = index.search(q, 20, probes=20, rerank=100)
+        exact = _exact_proxies(metric, rows[ranked_ids].astype(np.float64), q.astype(np.float64))
+        np.testing.assert_allclose(ranked, exact, rtol=1e-4, atol=1e-4)
+    batch_ids, _ = index.search_batch(queries, 10, probes=8, rerank=50)
+    for q, got in zip(queries, batch_ids, strict=True):
+        single_ids, _ = index.search(q, 10, probes=8, rerank=50)
+        assert list(got) == list(single_ids)
+
+
+def _decode(index, ids):
+    """Return the rows the PQ codes of ``ids`` stand for: centroid plus one codeword per part."""
+    arrays = index.to_arrays()
+    return np.stack([_decode_one(index, arrays, int(i)) for i in ids])
+
+
+def _decode_one(index, arrays, node):
+    offsets, list_ids = arrays["list_offsets"], arrays["list_ids"]
+    slot = int(np.flatnonzero(list_ids == node)[0])
+    list_number = int(np.searchsorted(offsets, slot, side="right") - 1)
+    codes = arrays["list_codes"][slot]
+    residual = np.concatenate([arrays["codebooks"][j, codes[j]] for j in range(index.m)])
+    return arrays["centroids"][list_number] + residual

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from udfs import kmeans as kmeans_module
-from udfs.kmeans import kmeans
+from udfs.kmeans import assign, kmeans
 from vsql.errors import NotSupportedError, ProgrammingError
 
 METRICS = ["l2", "ip", "cosine"]
@@ -119,3 +119,18 @@ def test_invalid_arguments():
         kmeans(x, 0)
     with pytest.raises(NotSupportedError, match="does not support metric l1"):
         kmeans(x, 2, metric="l1")
+
+
+@pytest.mark.parametrize("k", [1, 5, 16, 17, 33, 64, 257])
+@pytest.mark.parametrize("dim", [4, 64])
+def test_assign_picks_first_of_tied_centroids(k, dim):
+    # Few distinct centroids repeated, so most rows tie between several of them: as np.argmin,
+    # assignment must pick the first (the running minima of first_argmin run in 16 lanes).
+    rng = np.random.default_rng(k + dim)
+    distinct = rng.integers(-2, 3, size=(4, dim)).astype(np.float32)
+    centroids = distinct[rng.integers(0, 4, size=k)]
+    x = rng.integers(-2, 3, size=(300, dim)).astype(np.float32)
+    labels, proxies = assign(x, centroids, spherical=False)
+    scores = (centroids.astype(np.float64) ** 2).sum(axis=1)[None, :] - 2.0 * x.astype(np.float64) @ centroids.T
+    assert labels.tolist() == np.argmin(scores, axis=1).tolist()
+    np.testing.assert_allclose(proxies, scores.min(axis=1) + (x.astype(np.float64) ** 2).sum(axis=1), atol=1e-3)

@@ -6,8 +6,8 @@ codeword in that position's codebook of ``2^nbits`` codewords (k-means on traini
 a row costs ``m`` bytes of codes. The decoded row is ``c_l + r^``.
 
 Search. One lookup table per query, ``lut[j, s] = q_j . codebook[j, s]``, gives ``q.r^`` as a sum of
-``m`` table reads, because the codebooks are shared by all lists. Then, with ``q.c_l`` from ranking
-the lists:
+``m`` table reads, because the codebooks are shared by all lists. The scan reads a row's codes
+eight at a time as uint64 words. Then, with ``q.c_l`` from ranking the lists:
 
 * ip: ``-(q.c_l + q.r^)``; cosine: ``1 - (q.c_l + q.r^)``
 * l2: ``|q|^2 - 2 q.c_l - 2 q.r^ + |c_l + r^|^2``, where ``|c_l + r^|^2`` is stored per row at
@@ -20,6 +20,7 @@ the float32 rows, which the index keeps a reference to (they are table data, not
 from __future__ import annotations
 
 import logging
+import sys
 
 import numba as nb
 import numpy as np
@@ -29,13 +30,17 @@ from udfs.ivf import (
     InvertedListIndex,
     TrainingWarning,
     _grown,
+    centroid_products,
+    copy_rows,
     heap_push,
     heap_sorted,
+    list_proxies,
     metric_name,
-    rank_lists,
+    nearest_lists,
     row_qualifies,
 )
-from udfs.metrics import IP, L2, proxy_distance
+from udfs.kmeans import ARGMIN_LANES, add_weighted_rows, first_argmin
+from udfs.metrics import IP, L2
 from vsql.errors import DataError, ProgrammingError
 
 logger = logging.getLogger("vsql.pq")
@@ -51,78 +56,163 @@ CODEBOOK_ROWS_PER_CODEWORD = 64
 # with rerank=200, against 0.964 for IVF-Flat; at probes=32, 0.921 against 0.924 for IVF-Flat.
 DEFAULT_RERANK = 200
 
+# Entries per position in a query's lookup table: 2^nbits, padded to 256 for any nbits.
+LUT_STRIDE = 256
+
 
 # --- kernels ------------------------------------------------------------------------------------
 
 
+# Rows per parallel task when encoding.
+_ENCODE_CHUNK_ROWS = 256
+
+
 @nb.njit(parallel=True, cache=True, fastmath=True)
-def _encode_rows(xb, labels, centroids, codebooks, with_norms):
-    """Return PQ codes of the residuals ``xb - centroids[labels]`` and, if asked, ``|c + r^|^2``."""
+def _encode_rows(xb, labels, centroids, codebooks_t, with_norms):
+    """Return PQ codes of the residuals ``xb - centroids[labels]`` and, if asked, ``|c + r^|^2``.
+
+    ``codebooks_t`` is float32[m, dsub, ksub]: the scores of all ``ksub`` codewords of a position
+    are accumulated over contiguous codewords, which vectorizes (``add_weighted_rows``). Each
+    prange iteration owns ``_ENCODE_CHUNK_ROWS`` rows and its own scratch.
+    """
     n, d = xb.shape
-    m, ksub, dsub = codebooks.shape
-    codeword_norms = np.empty((m, ksub), dtype=np.float32)
+    m, dsub, ksub = codebooks_t.shape
+    codeword_norms = np.zeros((m, ksub), dtype=np.float32)
     for j in range(m):
-        for s in range(ksub):
-            acc = np.float32(0.0)
-            for t in range(dsub):
-                acc += codebooks[j, s, t] * codebooks[j, s, t]
-            codeword_norms[j, s] = acc
+        for t in range(dsub):
+            for s in range(ksub):
+                codeword_norms[j, s] += codebooks_t[j, t, s] * codebooks_t[j, t, s]
     codes = np.empty((n, m), dtype=np.uint8)
     norms = np.empty(n if with_norms else 0, dtype=np.float32)
-    for i in nb.prange(n):
-        centroid = centroids[labels[i]]
-        residual = np.empty(d, dtype=np.float32)
-        for t in range(d):
-            residual[t] = xb[i, t] - centroid[t]
-        norm = np.float32(0.0)
-        for j in range(m):
-            sub = residual[j * dsub : (j + 1) * dsub]
-            best = 0
-            best_proxy = np.float32(np.inf)
-            for s in range(ksub):
-                dot = np.float32(0.0)
-                for t in range(dsub):
-                    dot += sub[t] * codebooks[j, s, t]
+    n_chunks = (n + _ENCODE_CHUNK_ROWS - 1) // _ENCODE_CHUNK_ROWS
+    for chunk in nb.prange(n_chunks):
+        weights = np.empty(d, dtype=np.float32)
+        scores = np.empty(ksub, dtype=np.float32)
+        lanes = np.empty(ARGMIN_LANES, dtype=np.float32)
+        for i in range(chunk * _ENCODE_CHUNK_ROWS, min(n, (chunk + 1) * _ENCODE_CHUNK_ROWS)):
+            label = labels[i]
+            for t in range(d):
+                weights[t] = np.float32(-2.0) * (xb[i, t] - centroids[label, t])
+            norm = np.float32(0.0)
+            for j in range(m):
                 # |r - w|^2 without the |r|^2 term, which is the same for every codeword w.
-                proxy = codeword_norms[j, s] - np.float32(2.0) * dot
-                if proxy < best_proxy:
-                    best_proxy = proxy
-                    best = s
-            codes[i, j] = best
+                for s in range(ksub):
+                    scores[s] = codeword_norms[j, s]
+                add_weighted_rows(scores, 0, weights, j * dsub, codebooks_t, j, False)
+                best, _ = first_argmin(scores, lanes)
+                codes[i, j] = best
+                if with_norms:
+                    for t in range(dsub):
+                        value = centroids[label, j * dsub + t] + codebooks_t[j, t, best]
+                        norm += value * value
             if with_norms:
-                for t in range(dsub):
-                    value = centroid[j * dsub + t] + codebooks[j, best, t]
-                    norm += value * value
-        if with_norms:
-            norms[i] = norm
+                norms[i] = norm
     return codes, norms
 
 
 @nb.njit(cache=True, fastmath=True)
 def _lookup_table(q, codebooks_t):
-    """Return ``lut[j, s] = q_j . codebook[j, s]``; ``codebooks_t`` is float32[m, dsub, ksub].
+    """Return ``lut[j * 256 + s] = q_j . codebook[j, s]``; ``codebooks_t`` is float32[m, dsub, ksub].
 
-    The transposed codebooks make the inner loop run over contiguous codewords, which vectorizes.
+    Each position gets 256 entries whatever ``nbits`` is, so the scan finds an entry at a constant
+    offset from its position's start. The transposed codebooks make the inner loop run over
+    contiguous codewords, which vectorizes.
     """
     m, dsub, ksub = codebooks_t.shape
-    lut = np.zeros((m, ksub), dtype=np.float32)
+    # Every entry a code can select is written below, so only the padding needs clearing.
+    if ksub < LUT_STRIDE:
+        lut = np.zeros(m * LUT_STRIDE, dtype=np.float32)
+    else:
+        lut = np.empty(m * LUT_STRIDE, dtype=np.float32)
     for j in range(m):
-        for t in range(dsub):
-            weight = q[j * dsub + t]
-            for s in range(ksub):
-                lut[j, s] += weight * codebooks_t[j, t, s]
+        add_weighted_rows(lut, j * LUT_STRIDE, q, j * dsub, codebooks_t, j, True)
     return lut
 
 
-@nb.njit(cache=True, fastmath=True)
-def _search_pq(
-    metric, q, k, probes, rerank, centroids, codebooks_t, list_start, list_size, slot_ids,
-    codes, norms, deleted, allowed, use_allowed, rows,
+# The code-sum kernels below are compiled without fastmath on purpose, because fastmath lets LLVM
+# turn the table reads into vector gathers, which were slower than scalar loads on the AMD EPYC
+# machine measured. Four sums per row shorten the chain of dependent additions, and two rows at
+# a time give the processor independent work to overlap.
+
+
+@nb.njit(cache=True, inline="always")
+def _tail_sum(lut, codes, slot, first):
+    """Return the table sum over the code bytes ``first .. m`` of one row."""
+    acc = np.float32(0.0)
+    for j in range(first, codes.shape[1]):
+        acc += lut[j * LUT_STRIDE + codes[slot, j]]
+    return acc
+
+
+@nb.njit(cache=True, inline="always")
+def _code_sum(lut, words, codes, slot):
+    """Return ``sum_j lut[j, code_j]`` for one row: eight codes per uint64 word, then the tail."""
+    a0 = a1 = a2 = a3 = np.float32(0.0)
+    for w in range(words.shape[1]):
+        word = words[slot, w]
+        base = w * 8 * LUT_STRIDE
+        a0 += lut[base + (word & 0xFF)]
+        a1 += lut[base + LUT_STRIDE + ((word >> 8) & 0xFF)]
+        a2 += lut[base + 2 * LUT_STRIDE + ((word >> 16) & 0xFF)]
+        a3 += lut[base + 3 * LUT_STRIDE + ((word >> 24) & 0xFF)]
+        a0 += lut[base + 4 * LUT_STRIDE + ((word >> 32) & 0xFF)]
+        a1 += lut[base + 5 * LUT_STRIDE + ((word >> 40) & 0xFF)]
+        a2 += lut[base + 6 * LUT_STRIDE + ((word >> 48) & 0xFF)]
+        a3 += lut[base + 7 * LUT_STRIDE + (word >> 56)]
+    return (a0 + a1) + (a2 + a3) + _tail_sum(lut, codes, slot, 8 * words.shape[1])
+
+
+@nb.njit(cache=True, inline="always")
+def _code_sum_pair(lut, words, codes, slot):
+    """Return ``_code_sum`` of rows ``slot`` and ``slot + 1``, interleaved."""
+    a0 = a1 = a2 = a3 = np.float32(0.0)
+    b0 = b1 = b2 = b3 = np.float32(0.0)
+    for w in range(words.shape[1]):
+        word_a = words[slot, w]
+        word_b = words[slot + 1, w]
+        base = w * 8 * LUT_STRIDE
+        a0 += lut[base + (word_a & 0xFF)]
+        b0 += lut[base + (word_b & 0xFF)]
+        a1 += lut[base + LUT_STRIDE + ((word_a >> 8) & 0xFF)]
+        b1 += lut[base + LUT_STRIDE + ((word_b >> 8) & 0xFF)]
+        a2 += lut[base + 2 * LUT_STRIDE + ((word_a >> 16) & 0xFF)]
+        b2 += lut[base + 2 * LUT_STRIDE + ((word_b >> 16) & 0xFF)]
+        a3 += lut[base + 3 * LUT_STRIDE + ((word_a >> 24) & 0xFF)]
+        b3 += lut[base + 3 * LUT_STRIDE + ((word_b >> 24) & 0xFF)]
+        a0 += lut[base + 4 * LUT_STRIDE + ((word_a >> 32) & 0xFF)]
+        b0 += lut[base + 4 * LUT_STRIDE + ((word_b >> 32) & 0xFF)]
+        a1 += lut[base + 5 * LUT_STRIDE + ((word_a >> 40) & 0xFF)]
+        b1 += lut[base + 5 * LUT_STRIDE + ((word_b >> 40) & 0xFF)]
+        a2 += lut[base + 6 * LUT_STRIDE + ((word_a >> 48) & 0xFF)]
+        b2 += lut[base + 6 * LUT_STRIDE + ((word_b >> 48) & 0xFF)]
+        a3 += lut[base + 7 * LUT_STRIDE + (word_a >> 56)]
+        b3 += lut[base + 7 * LUT_STRIDE + (word_b >> 56)]
+    first = 8 * words.shape[1]
+    sum_a = (a0 + a1) + (a2 + a3) + _tail_sum(lut, codes, slot, first)
+    sum_b = (b0 + b1) + (b2 + b3) + _tail_sum(lut, codes, slot + 1, first)
+    return sum_a, sum_b
+
+
+@nb.njit(cache=True, inline="always")
+def _pq_proxy(metric, list_part, q_dot_r, norms, slot):
+    if metric == L2:
+        return list_part - np.float32(2.0) * q_dot_r + norms[slot]
+    return list_part - q_dot_r
+
+
+@nb.njit(cache=True)
+def _scan_pq(
+    metric, q, k, probes, rerank, products, centroid_norms, codebooks_t, list_start, list_size,
+    slot_ids, codes, words, norms, deleted, allowed, use_allowed, any_deleted, rows,
 ):
-    """Return the ``k`` best (ids, proxies): exact proxies if ``rerank > 0``, else PQ proxies."""
-    order, q_dot_c = rank_lists(metric, q, centroids)
+    """Return the ``k`` best (ids, proxies): exact proxies if ``rerank > 0``, else PQ proxies.
+
+    ``products`` contains ``q.c`` for every centroid, and ``words`` is ``codes`` read as uint64
+    words (no columns when ``m`` is not a multiple of 8). Lists are probed as in
+    ``udfs.ivf._scan_flat``.
+    """
+    order = nearest_lists(list_proxies(metric, products, centroid_norms), probes)
     lut = _lookup_table(q, codebooks_t)
-    m = codebooks_t.shape[0]
     q_norm = np.float32(0.0)
     for t in range(q.shape[0]):
         q_norm += q[t] * q[t]
@@ -131,49 +221,121 @@ def _search_pq(
     heap_proxies = np.empty(n_candidates, dtype=np.float32)
     heap_ids = np.empty(n_candidates, dtype=np.int64)
     size = 0
-    for rank in range(order.shape[0]):
+    check_rows = use_allowed or any_deleted
+    for rank in range(products.shape[0]):
         if rank >= probes and size >= k:
             break
+        if rank == order.shape[0]:
+            # Too few rows qualified in the probed lists: rank all lists (rare).
+            order = np.argsort(list_proxies(metric, products, centroid_norms), kind="mergesort")
         label = order[rank]
-        for slot in range(list_start[label], list_start[label] + list_size[label]):
-            row_id = slot_ids[slot]
-            if not row_qualifies(row_id, deleted, allowed, use_allowed):
-                continue
-            q_dot_r = np.float32(0.0)
-            for j in range(m):
-                q_dot_r += lut[j, codes[slot, j]]
-            if metric == L2:
-                proxy = q_norm - np.float32(2.0) * (q_dot_c[label] + q_dot_r) + norms[slot]
-            elif metric == IP:
-                proxy = -(q_dot_c[label] + q_dot_r)
-            else:
-                proxy = np.float32(1.0) - (q_dot_c[label] + q_dot_r)
-            size = heap_push(heap_proxies, heap_ids, size, proxy, row_id)
+        # The part of the proxy shared by every row of the list; l2 adds 4 bytes per row.
+        if metric == L2:
+            list_part = q_norm - np.float32(2.0) * products[label]
+        elif metric == IP:
+            list_part = -products[label]
+        else:
+            list_part = np.float32(1.0) - products[label]
+        slot = list_start[label]
+        end = slot + list_size[label]
+        if not check_rows:
+            while slot + 1 < end:
+                sum_a, sum_b = _code_sum_pair(lut, words, codes, slot)
+                proxy = _pq_proxy(metric, list_part, sum_a, norms, slot)
+                if size < n_candidates or proxy < heap_proxies[0]:
+                    size = heap_push(heap_proxies, heap_ids, size, proxy, slot_ids[slot])
+                proxy = _pq_proxy(metric, list_part, sum_b, norms, slot + 1)
+                if size < n_candidates or proxy < heap_proxies[0]:
+                    size = heap_push(heap_proxies, heap_ids, size, proxy, slot_ids[slot + 1])
+                slot += 2
+        while slot < end:
+            if not check_rows or row_qualifies(slot_ids[slot], deleted, allowed, use_allowed):
+                proxy = _pq_proxy(metric, list_part, _code_sum(lut, words, codes, slot), norms, slot)
+                if size < n_candidates or proxy < heap_proxies[0]:
+                    size = heap_push(heap_proxies, heap_ids, size, proxy, slot_ids[slot])
+            slot += 1
 
     if rerank == 0:
         return heap_sorted(heap_proxies, heap_ids, size)
+    return _rerank(metric, q, k, heap_ids[:size], rows)
+
+
+@nb.njit(cache=True, fastmath=True)
+def _rerank(metric, q, k, candidates, rows):
+    """Return the ``k`` best of ``candidates`` by exact proxy on the float32 rows, best first.
+
+    A kernel of its own because it needs fastmath, which vectorizes the dot products, and
+    ``_scan_pq`` must be compiled without it. Rows are scored four at a time: the candidates are
+    scattered over the table, and four rows read together wait for memory once, not four times.
+    """
+    d = q.shape[0]
     best_proxies = np.empty(k, dtype=np.float32)
     best_ids = np.empty(k, dtype=np.int64)
+    proxies = np.empty(4, dtype=np.float32)
     n_best = 0
-    for i in range(size):
-        exact = proxy_distance(metric, rows[heap_ids[i]], q)
-        n_best = heap_push(best_proxies, best_ids, n_best, exact, heap_ids[i])
+    n = candidates.shape[0]
+    for i in range(0, n, 4):
+        n_rows = min(4, n - i)
+        r0 = candidates[i]
+        r1 = candidates[i + 1] if n_rows > 1 else r0
+        r2 = candidates[i + 2] if n_rows > 2 else r0
+        r3 = candidates[i + 3] if n_rows > 3 else r0
+        a0 = a1 = a2 = a3 = np.float32(0.0)
+        if metric == L2:
+            for j in range(d):
+                e0 = rows[r0, j] - q[j]
+                e1 = rows[r1, j] - q[j]
+                e2 = rows[r2, j] - q[j]
+                e3 = rows[r3, j] - q[j]
+                a0 += e0 * e0
+                a1 += e1 * e1
+                a2 += e2 * e2
+                a3 += e3 * e3
+            proxies[0], proxies[1], proxies[2], proxies[3] = a0, a1, a2, a3
+        else:
+            for j in range(d):
+                a0 += rows[r0, j] * q[j]
+                a1 += rows[r1, j] * q[j]
+                a2 += rows[r2, j] * q[j]
+                a3 += rows[r3, j] * q[j]
+            offset = np.float32(0.0) if metric == IP else np.float32(1.0)
+            proxies[0], proxies[1] = offset - a0, offset - a1
+            proxies[2], proxies[3] = offset - a2, offset - a3
+        for r in range(n_rows):
+            n_best = heap_push(best_proxies, best_ids, n_best, proxies[r], candidates[i + r])
     return heap_sorted(best_proxies, best_ids, n_best)
+
+
+@nb.njit(cache=True)
+def _search_pq(
+    metric, q, k, probes, rerank, centroids, centroid_norms, codebooks_t, list_start, list_size,
+    slot_ids, codes, words, norms, deleted, allowed, use_allowed, any_deleted, rows,
+):
+    """Search one query: its ``q.c`` products, then ``_scan_pq``."""
+    return _scan_pq(
+        metric, q, k, probes, rerank, centroid_products(q, centroids), centroid_norms,
+        codebooks_t, list_start, list_size, slot_ids, codes, words, norms, deleted, allowed,
+        use_allowed, any_deleted, rows,
+    )
 
 
 @nb.njit(cache=True, parallel=True)
 def _search_pq_batch(
-    metric, xq, k, probes, rerank, centroids, codebooks_t, list_start, list_size, slot_ids,
-    codes, norms, deleted, allowed, use_allowed, rows,
+    metric, xq, k, probes, rerank, products, centroid_norms, codebooks_t, list_start, list_size,
+    slot_ids, codes, words, norms, deleted, allowed, use_allowed, any_deleted, rows,
 ):
-    """Search every row of ``xq``; each prange iteration owns its output row and its heaps."""
+    """Search every row of ``xq``, given ``products = xq @ centroids.T``.
+
+    Each prange iteration owns its output row and its heaps.
+    """
     nq = xq.shape[0]
     out_ids = np.full((nq, k), -1, dtype=np.int64)
     out_proxies = np.full((nq, k), np.inf, dtype=np.float32)
     for i in nb.prange(nq):
-        ids, proxies = _search_pq(
-            metric, xq[i], k, probes, rerank, centroids, codebooks_t, list_start, list_size,
-            slot_ids, codes, norms, deleted, allowed, use_allowed, rows,
+        ids, proxies = _scan_pq(
+            metric, xq[i], k, probes, rerank, products[i], centroid_norms, codebooks_t,
+            list_start, list_size, slot_ids, codes, words, norms, deleted, allowed,
+            use_allowed, any_deleted, rows,
         )
         out_ids[i, : ids.shape[0]] = ids
         out_proxies[i, : ids.shape[0]] = proxies
@@ -245,8 +407,9 @@ class IvfPqIndex(InvertedListIndex):
         if k == 0 or not self.is_trained:
             return self._empty_result()
         return _search_pq(
-            self.metric_code, q, k, probes, rerank, *self._kernel_arrays(), self._deleted,
-            allowed, use_allowed, self._rows,
+            self.metric_code, q, k, probes, rerank, *self._search_arrays(),
+            *self._kernel_arrays(), self._deleted, allowed, use_allowed, self._any_deleted,
+            self._rows,
         )
 
     def search_batch(
@@ -263,9 +426,12 @@ class IvfPqIndex(InvertedListIndex):
         rerank = self._check_rerank(rerank)
         if k == 0 or not self.is_trained or xq.shape[0] == 0:
             return self._empty_batch(xq.shape[0], k)
+        centroids, centroid_norms = self._search_arrays()
+        products = kmeans_module.inner_products(xq, centroids)
         return _search_pq_batch(
-            self.metric_code, xq, k, probes, rerank, *self._kernel_arrays(), self._deleted,
-            allowed, use_allowed, self._rows,
+            self.metric_code, xq, k, probes, rerank, products, centroid_norms,
+            *self._kernel_arrays(), self._deleted, allowed, use_allowed, self._any_deleted,
+            self._rows,
         )
 
     def to_arrays(self) -> dict[str, np.ndarray]:
@@ -334,16 +500,17 @@ class IvfPqIndex(InvertedListIndex):
                 sub, ksub, spherical=False, n_iter=CODEBOOK_ITERATIONS, seed=self.seed + 1 + j
             )
         self.codebooks = codebooks
+        self._codebooks_t = None
 
     def _encode(self, xb: np.ndarray, labels: np.ndarray) -> list[np.ndarray]:
         codes, norms = _encode_rows(
-            xb, labels, self.centroids, self.codebooks, self.metric_code == L2
+            xb, labels, self.centroids, self._transposed_codebooks(), self.metric_code == L2
         )
         return [codes, norms] if self.metric_code == L2 else [codes]
 
     def _keep_rows(self, xb: np.ndarray) -> None:
         self._rows = _grown(self._rows, self._n_ids + xb.shape[0])
-        self._rows[self._n_ids : self._n_ids + xb.shape[0]] = xb
+        copy_rows(self._rows, self._n_ids, xb)
 
     def _new_payload(self, n_slots: int) -> list[np.ndarray]:
         codes = np.zeros((n_slots, self.m), dtype=np.uint8)
@@ -369,13 +536,28 @@ class IvfPqIndex(InvertedListIndex):
             raise ProgrammingError(f"rerank must be at least 0, not {rerank}")
         return int(rerank)
 
-    def _kernel_arrays(self) -> tuple[np.ndarray, ...]:
-        if self._codebooks_t is None or self._codebooks_t.shape[0] != self.m:
+    def _transposed_codebooks(self) -> np.ndarray:
+        """Return the codebooks as float32[m, dsub, ksub], computed once per trained codebook."""
+        if self._codebooks_t is None:
             self._codebooks_t = np.ascontiguousarray(self.codebooks.transpose(0, 2, 1))
+        return self._codebooks_t
+
+    def _kernel_arrays(self) -> tuple[np.ndarray, ...]:
         return (
-            self.centroids, self._codebooks_t, self._list_start, self._list_size, self._slot_ids,
-            self._codes, self._norms,
+            self._transposed_codebooks(), self._list_start, self._list_size, self._slot_ids,
+            self._codes, _code_words(self._codes), self._norms,
         )
+
+
+def _code_words(codes: np.ndarray) -> np.ndarray:
+    """Return ``codes`` read as uint64 words of 8 codes (a view), or no columns if that fails.
+
+    Byte ``j`` of a word is code ``j`` only on little-endian machines. On other machines, and when
+    ``m`` is not a multiple of 8, the scan reads every code on its own.
+    """
+    if sys.byteorder == "little" and codes.shape[1] % 8 == 0 and codes.flags.c_contiguous:
+        return codes.view(np.uint64)
+    return np.empty((codes.shape[0], 0), dtype=np.uint64)
 
 
 def warm_up() -> None:
