@@ -1,7 +1,8 @@
 """The first query of a fresh process, on an index stored in the database file.
 
-A user's script, a notebook kernel or a CLI call opens the file and asks one question; what they
-wait for is the process's start-up and its first query, which loads the stored index. Each run is
+A user's script, a notebook kernel or a CLI call opens the file and runs one query. The user
+waits for the process's start-up and its first query, which starts loading the stored index.
+The table also shows when the index is ready and how fast a query on it then is. Each run is
 a new Python process, after one untimed run so that numba's cache and the operating system's
 page cache are warm (the state of any second run on a machine).
 """
@@ -41,8 +42,14 @@ con.execute({SQL!r}, [xq[0]]).fetchall()
 first = time.perf_counter()
 con.execute({SQL!r}, [xq[1]]).fetchall()
 second = time.perf_counter()
+# EXPLAIN waits for the index to load; the query after it runs on the index.
+plan = con.execute("EXPLAIN " + {SQL!r}, [xq[2]]).fetchall()[0][1]
+ready = time.perf_counter()
+con.execute({SQL!r}, [xq[3]]).fetchall()
+indexed = time.perf_counter()
 print(json.dumps({{"import": imported - started, "connect": connected - imported,
-                  "first": first - before, "second": second - first, "to_first": first - started}}))
+                  "first": first - before, "second": second - first, "ready": ready - before,
+                  "indexed": indexed - ready, "plan": plan}}))
 """
 
 
@@ -63,25 +70,27 @@ def bench_first_query(data: Dataset, runs: int = 5) -> Table:
         with vsql.connect(str(database)) as con:
             sample.create_table(con, "packages", data.path)
             create_index(con, INDEX_SQL)
-        np.save(queries, data.xq[:2])
+        np.save(queries, data.xq[:4])
         run_child(database, queries)  # warms numba's cache and the page cache
         measured = [run_child(database, queries) for _ in range(runs)]
 
     table = Table(
         f"First query of a fresh process (`{SQL}`, stored index of {data.n:,} rows)",
         ["run", "import vsql (s)", "vsql.connect (s)", "first query (s)", "second query (ms)",
-         "process spawn to first result (s)"],
+         "index ready after (s)", "query on the index (ms)"],
     )
     for number, timings in enumerate(measured, start=1):
+        assert timings["plan"].startswith("HNSW Index Only Scan"), timings["plan"]
         table.rows.append([
             number, timings["import"], timings["connect"], timings["first"], 1000 * timings["second"],
-            timings["process"] - timings["second"],
+            timings["ready"], 1000 * timings["indexed"],
         ])
     median = statistics.median(t["first"] for t in measured)
     table.notes.append(f"median first query: {median:.3f} s over {runs} processes (target: under 0.5 s)")
     table.notes.append(
-        "the first query loads the stored graph, reads the table's vectors once to check that "
-        "the index is current and to take its rows, and loads the numba kernels from their cache "
-        "in a second thread meanwhile"
+        "the first query starts loading the stored index on a second DuckDB connection (graph, "
+        "then one scan of the table's vectors that checks the index is current and supplies its "
+        "rows) and runs as DuckDB's exact scan meanwhile, as do queries until the load ends; "
+        "index ready after: from the first query until an EXPLAIN, which waits for the load, returns"
     )
     return table

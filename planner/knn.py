@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from vsql.index_manager import IndexManager, ManagedIndex
 
 UDF_NAME = "vsql_index_search"
+DISABLED = "vsql.enable_index_scan is off"  # the reason match_knn gives when told not to match
 KNN_ALIAS = "__vsql_knn"
 
 # Index metric serving each distance function. inner_product is a similarity, so its nearest
@@ -176,7 +177,7 @@ def match_knn(select: exp.Select, indexes: IndexManager, enabled: bool) -> KnnMa
     if kind not in METRIC_OF_CALL:
         return f"no index type supports {kind} distance yet"
     if not enabled:
-        return "vsql.enable_index_scan is off"
+        return DISABLED
     if len(order.expressions) > 1:
         return "ORDER BY has more than one key"
     if key.args.get("nulls_first"):

@@ -257,12 +257,18 @@ class Planner:
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
         self._cache: dict[tuple, Plan] = {}
+        self._exact_because: str | None = None
 
-    def plan(self, text: str) -> Plan:
-        key = (text, self.connection.indexes.version, self.connection.settings.version)
+    def plan(self, text: str, exact_because: str | None = None) -> Plan:
+        """Plan a statement; ``exact_because`` plans kNN queries as exact scans, giving the reason."""
+        key = (text, self.connection.indexes.version, self.connection.settings.version, exact_because)
         plan = self._cache.get(key)
         if plan is None:
-            plan = self._plan(text)
+            self._exact_because = exact_because
+            try:
+                plan = self._plan(text)
+            finally:
+                self._exact_because = None
             if len(self._cache) >= CACHE_SIZE:
                 self._cache.clear()
             self._cache[key] = plan
@@ -377,12 +383,14 @@ class Planner:
 
     def _rewrite_knn(self, tree: exp.Expression, plan: Plan) -> bool:
         manager = self.connection.indexes
-        enabled = bool(self.connection.settings.get("vsql.enable_index_scan"))
+        enabled = bool(self.connection.settings.get("vsql.enable_index_scan")) and self._exact_because is None
         matches = []
         for select in list(tree.find_all(exp.Select)):
             found = knn.match_knn(select, manager, enabled)
             if found is None:
                 continue
+            if isinstance(found, str) and self._exact_because is not None and found == knn.DISABLED:
+                found = self._exact_because
             if isinstance(found, str):
                 plan.notes.append(f"Exact scan: {found}")
                 log.info("kNN query runs as an exact scan: %s", found)

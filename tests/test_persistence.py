@@ -133,3 +133,58 @@ def test_old_layout_still_loads(stored):
         assert top_ids(con, x[300].tolist()) == exact_ids(con, x[300].tolist())
         stored_in = con.execute("SELECT DISTINCT array_name FROM vsql.index_rows").fetchall()
         assert stored_in == [("xb",)]
+
+
+@pytest.fixture
+def background(monkeypatch):
+    from vsql import index_manager
+
+    monkeypatch.setattr(index_manager, "BACKGROUND_LOAD_ROWS", 100)
+
+
+def test_large_index_loads_in_background(stored, background, caplog):
+    x = vectors()
+    with vsql.connect(stored) as con:
+        with caplog.at_level("INFO", logger="vsql"):
+            first = top_ids(con, x[6].tolist())
+        assert "exact scan: index docs_cos is loading in the background" in caplog.text
+        assert first == exact_ids(con, x[6].tolist())
+        index = con.indexes.get("docs_cos")
+        index._loader.result()
+        plan = con.execute("EXPLAIN SELECT id FROM docs ORDER BY embedding <=> ? LIMIT 5", [x[6]]).fetchall()
+        assert plan[0][1].startswith("HNSW Index Scan using docs_cos")
+        assert top_ids(con, x[6].tolist()) == first
+
+
+def test_write_during_background_load_is_seen(stored, background):
+    x = vectors()
+    with vsql.connect(stored) as con:
+        top_ids(con, x[1].tolist())  # starts the load
+        con.execute("INSERT INTO docs VALUES (5000, ?)", [(x[1] * 3).tolist()])
+        con.execute("DELETE FROM docs WHERE id = 1")
+        con.indexes.get("docs_cos")._loader.result()
+        got = top_ids(con, x[1].tolist())
+        assert got[0] == 5000
+        assert 1 not in got
+        assert got == exact_ids(con, x[1].tolist())
+
+
+def test_close_during_background_load(stored, background):
+    x = vectors()
+    con = vsql.connect(stored)
+    top_ids(con, x[1].tolist())
+    con.close()
+    with vsql.connect(stored) as con:
+        assert top_ids(con, x[2].tolist()) == exact_ids(con, x[2].tolist())
+
+
+def test_no_background_load_in_a_transaction(stored, background):
+    x = vectors()
+    with vsql.connect(stored) as con:
+        con.execute("BEGIN")
+        con.execute("DELETE FROM docs WHERE id = 3")
+        plan = con.execute("EXPLAIN SELECT id FROM docs ORDER BY embedding <=> ? LIMIT 5", [x[3]]).fetchall()
+        assert plan[0][1].startswith("HNSW Index Scan using docs_cos")
+        assert 3 not in top_ids(con, x[3].tolist())
+        con.execute("ROLLBACK")
+        assert top_ids(con, x[3].tolist())[0] == 3

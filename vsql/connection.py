@@ -143,6 +143,11 @@ class Connection:
     def _run_statement(self, cursor: Cursor, text: str, parameters: Any) -> None:
         self._claim(cursor)
         plan = self.planner.plan(text)
+        if plan.command is None:
+            loading = [index.name for index in plan.indexes if index.loading()]
+            if loading:
+                reason = f"index {loading[0]} is loading in the background"
+                plan = self.planner.plan(text, exact_because=reason)
         try:
             for index in plan.indexes:
                 index.sync()

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING
 
 import duckdb
@@ -56,6 +56,10 @@ COVERING_TYPES = frozenset(
         "UBIGINT", "FLOAT", "DOUBLE", "VARCHAR", "DATE", "TIMESTAMP",
     )
 )
+# A stored index of a table with at least this many rows loads in the background on first use,
+# while queries run as exact scans. Smaller ones load at once: 20,000 rows of 384 dimensions
+# take about 0.1 s.
+BACKGROUND_LOAD_ROWS = 50_000
 # Write the index back to the file once this share of its rows changed since the last write.
 PERSIST_FRACTION = 0.1
 
@@ -109,6 +113,13 @@ class ManagedIndex:
         # True until the arrays stored in the file are read: opening a database stays cheap,
         # and kernels compile only for a process that searches.
         self.stored = False
+        self._loader: Future | None = None  # the background load of a large stored index
+        self.generation = 0  # writes that may have changed the table, counted for that load
+
+    def mark_dirty(self) -> None:
+        """Record that the table may have changed: the next search syncs the index first."""
+        self.dirty = True
+        self.generation += 1
 
     # -- facts ------------------------------------------------------------------------------
 
@@ -133,7 +144,7 @@ class ManagedIndex:
 
     # -- table access -----------------------------------------------------------------------
 
-    def _scan_table(self, with_vectors: bool = False):
+    def _scan_table(self, with_vectors: bool = False, reader=None):
         """Return rowid, vector hash and NULL flag of every row, sorted by rowid.
 
         ``with_vectors`` adds the vectors in the table's scan order and, for each sorted position,
@@ -143,7 +154,7 @@ class ManagedIndex:
         columns = f"rowid, {self._hash_sql()}, {d.quoted_column} IS NULL"
         if with_vectors:
             columns += f", {d.quoted_column}" + "".join(f", {c}" for c in self._included_sql())
-        table = self.connection.query_arrow(f"SELECT {columns} FROM {d.qualified_table}")
+        table = (reader or self.connection).query_arrow(f"SELECT {columns} FROM {d.qualified_table}")
         rowids = table.column(0).to_numpy().astype(np.int64, copy=False)
         hashes = table.column(1).to_numpy().astype(np.uint64, copy=False)
         is_null = table.column(2).to_numpy(zero_copy_only=False).astype(bool)
@@ -410,14 +421,61 @@ class ManagedIndex:
         """Load the stored index, or leave it to be rebuilt; return the table scan made, if any."""
         self.stored = False
         try:
+            if self._loader is not None:
+                loaded, generation = self._loader.result()
+                self._loader = None
+                scan = self._adopt(loaded)
+                # A write since the background load began may have changed the table.
+                return scan if generation == self.generation else None
             return self.load()
         except (duckdb.Error, Error, ValueError, KeyError, TypeError) as error:
             log.warning("index %s could not be loaded (%s); it will be rebuilt", self.name, error)
             self.kernel = None
+            self.dirty = True
             return None
 
+    def loading(self) -> bool:
+        """Return True while a large stored index loads in the background, starting that load.
+
+        Until it is ready, queries run as exact scans, so the first query of a process does not
+        wait for the table's vectors to be read (0.4 s or more for 100,000 rows of 384 floats).
+        """
+        if not self.stored:
+            return False
+        if self._loader is None:
+            if self.connection.in_transaction or self._estimated_rows() < BACKGROUND_LOAD_ROWS:
+                return False
+            cursor = self.connection.duckdb.cursor()
+            self._loader = self.connection.indexes.loader_pool().submit(self._load_in_background, cursor)
+        return not self._loader.done()
+
+    def _estimated_rows(self) -> int:
+        d = self.definition
+        rows = self.connection.send(
+            "SELECT estimated_size FROM duckdb_tables() WHERE database_name = current_database() "
+            "AND schema_name = ? AND table_name = ?",
+            [d.schema_name, d.table_name],
+        ).fetchall()
+        return int(rows[0][0] or 0) if rows else 0
+
+    def _load_in_background(self, cursor: duckdb.DuckDBPyConnection):
+        """Read the stored index on a second DuckDB connection and return it with the write count.
+
+        The second connection reads committed data only. That is enough because a load starts
+        only outside a transaction, and any later write through vsql raises ``generation``.
+        """
+        generation = self.generation
+        try:
+            return self._read_stored(_CursorReader(cursor)), generation
+        finally:
+            cursor.close()
+
     def load(self) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-        """Load the stored index and return the table scan it made (None when none is stored).
+        """Load the stored index and return the table scan it made (None when none is stored)."""
+        return self._adopt(self._read_stored(self.connection))
+
+    def _read_stored(self, reader) -> dict | None:
+        """Read the stored index through ``reader`` (anything with ``query_arrow``).
 
         The rows come from the table itself wherever a node's rowid and vector hash still match
         (one scan that sync() also uses), and from the stored copy only when some node's row is
@@ -425,32 +483,42 @@ class ManagedIndex:
         which release the GIL.
         """
         method = self.definition.method
-        with ThreadPoolExecutor(1, thread_name_prefix="vsql-load") as pool:
+        with ThreadPoolExecutor(1, thread_name_prefix="vsql-kernels") as pool:
             compiled = pool.submit(kernels.ensure_compiled, method)
-            arrays = persistence.read_arrays(self.connection, self.name)
+            arrays = persistence.read_arrays(reader, self.name)
             if "node_rowids" not in arrays:
                 compiled.result()
                 return None
             node_rowids, node_hashes = arrays.pop("node_rowids"), arrays.pop("node_hashes")
-            scan = self._scan_table(with_vectors=True)
+            scan = self._scan_table(with_vectors=True, reader=reader)
             source = self._node_sources(node_rowids, node_hashes, scan)
             xb = arrays.pop("xb", None)
             if xb is None:
                 xb = self._rows_from_table(node_rowids, source, arrays.pop("xb_deleted", None), scan)
             if xb is None:
-                xb = persistence.read_rows(self.connection, self.name)["xb"]
+                xb = persistence.read_rows(reader, self.name)["xb"]
             compiled.result()
         kernel_arrays = {key[len("kernel.") :]: value for key, value in arrays.items() if key.startswith("kernel.")}
         # xb is a fresh array here, so HNSW may keep it rather than copy it.
         options = {"copy": False} if method == "hnsw" else {}
-        self.kernel = _kernel_class(method).from_arrays(kernel_arrays, xb, **options)
-        self.node_rowids, self.node_hashes = node_rowids, node_hashes
         included = scan[3][2]
-        if included is not None:
+        return {
+            "kernel": _kernel_class(method).from_arrays(kernel_arrays, xb, **options),
+            "node_rowids": node_rowids,
+            "node_hashes": node_hashes,
             # Nodes whose row is gone get NULLs: sync() retires them before any search.
-            self.included = included.take(pa.array(source, mask=source < 0))
+            "included": None if included is None else included.take(pa.array(source, mask=source < 0)),
+            "scan": scan[:3],
+        }
+
+    def _adopt(self, loaded: dict | None) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+        if loaded is None:
+            return None
+        self.kernel = loaded["kernel"]
+        self.node_rowids, self.node_hashes = loaded["node_rowids"], loaded["node_hashes"]
+        self.included = loaded["included"]
         self.dirty = True
-        return scan[:3]
+        return loaded["scan"]
 
     @staticmethod
     def _node_sources(node_rowids, node_hashes, scan) -> np.ndarray:
@@ -653,6 +721,17 @@ class ManagedIndex:
         return rowids[take], is_null[take]
 
 
+class _CursorReader:
+    """Runs the reads of a background index load on its own DuckDB connection."""
+
+    def __init__(self, cursor: duckdb.DuckDBPyConnection) -> None:
+        self.cursor = cursor
+
+    def query_arrow(self, sql: str, parameters=None) -> pa.Table:
+        log.debug("duckdb (index load): %s", sql)
+        return self.cursor.sql(sql, params=parameters).to_arrow_table()
+
+
 class IndexManager:
     """The vector indexes of one connection, by name, and the UDF DuckDB calls to search them."""
 
@@ -660,7 +739,13 @@ class IndexManager:
         self.connection = connection
         self.indexes: dict[str, ManagedIndex] = {}
         self.version = 0  # bumped when indexes are created or dropped, for the plan cache
+        self._loader_pool: ThreadPoolExecutor | None = None
         self._register_udf()
+
+    def loader_pool(self) -> ThreadPoolExecutor:
+        if self._loader_pool is None:
+            self._loader_pool = ThreadPoolExecutor(1, thread_name_prefix="vsql-load")
+        return self._loader_pool
 
     # -- catalog ----------------------------------------------------------------------------
 
@@ -740,7 +825,7 @@ class IndexManager:
                 )
                 self.drop(d.name)
             else:
-                index.dirty = True
+                index.mark_dirty()
                 index._included_types = None
 
     def refresh_listing(self) -> None:
@@ -828,15 +913,15 @@ class IndexManager:
         """
         if written_tables is None:
             for index in self.indexes.values():
-                index.dirty = True
+                index.mark_dirty()
             return
         for table in written_tables:
             for index in self.for_table(table):
-                index.dirty = True
+                index.mark_dirty()
 
     def after_transaction(self, rolled_back: bool) -> None:
         for index in self.indexes.values():
-            index.dirty = True
+            index.mark_dirty()
 
     def drop_for_table(self, table_name: str) -> None:
         for index in self.for_table(table_name):
@@ -844,6 +929,8 @@ class IndexManager:
             self.version += 1
 
     def close(self) -> None:
+        if self._loader_pool is not None:
+            self._loader_pool.shutdown(wait=True)  # background loads read through this database
         if self.connection.read_only:
             return
         for index in self.indexes.values():
