@@ -30,8 +30,8 @@ from vsql import sample
 from vsql.settings import SETTINGS
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-FILTER_EF_VALUES = (40, 64)
-SQL_EF_VALUES = (40, 64, 100)
+FILTER_EF_VALUES = (40, 80)
+SQL_EF_VALUES = (40, 80, 100)
 SQL_PROBES = (8, 32)
 PEER_FAMILIES = {"hnsw": "HNSW", "ivfflat": "IVF-Flat", "ivfpq": "IVF-PQ"}
 
@@ -48,7 +48,7 @@ class Grid:
 
 
 FULL = Grid(bench_hnsw.EF_VALUES, bench_ivf.PROBES, 300, 20, 300)
-QUICK = Grid((16, 40, 64, 100), (4, 8, 32), 100, 10, 100)
+QUICK = Grid((16, 40, 80, 100), (4, 8, 32), 100, 10, 100)
 QUICK_KERNEL_QUERIES = 300
 
 
@@ -175,7 +175,7 @@ def run_sql(data, grid: Grid, kernel_points, progress) -> tuple[list[Table], lis
     progress("SQL: cost of a vector parameter")
     tables.append(bench_sql.bench_parameter_cost(con, data.xq[0], grid.parameter_repeats))
 
-    # ef_search 40 is pgvector's default; 64, vsql's default, is where unfiltered recall@10
+    # ef_search 40 is pgvector's default; 80, vsql's default, is where unfiltered recall@10
     # reaches 0.95 on this data.
     truths = {}
     for ef in FILTER_EF_VALUES:

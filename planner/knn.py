@@ -229,7 +229,7 @@ def match_knn(select: exp.Select, indexes: IndexManager, enabled: bool) -> KnnMa
 
 
 def describe(match: KnnMatch, settings, index_only: bool = False) -> str:
-    """Return the EXPLAIN line for a match, such as ``HNSW Index Scan using i on t (cosine, ef_search=64, k=10)``."""
+    """Return the EXPLAIN line for a match, such as ``HNSW Index Scan using i on t (cosine, ef_search=80, k=10)``."""
     d = match.index.definition
     name, value = match.index.search_setting()
     short = name.split(".")[1]

@@ -5,7 +5,7 @@
 --   vector_cosine_ops (<=>), vector_l1_ops (<+>).
 -- HNSW takes WITH (m = ..., ef_construction = ...): m is the number of graph neighbours per
 -- node (default 16), ef_construction the candidate list size while building (default 64).
--- SET hnsw.ef_search widens each search (default 64): higher recall, slower queries.
+-- SET hnsw.ef_search widens each search (default 80): higher recall, slower queries.
 -- IVF-Flat and IVF-PQ indexes cluster the rows into lists instead, and SET ivfflat.probes /
 -- ivfpq.probes choose how many lists a search scans.
 --

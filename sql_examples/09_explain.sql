@@ -22,7 +22,7 @@ EXPLAIN SELECT id FROM items ORDER BY embedding <=> '[1, 0, 0]' LIMIT 5;
 EXPLAIN SELECT id FROM items WHERE category = 'rare' ORDER BY embedding <=> '[1, 0, 0]' LIMIT 5;
 
 -- The search width follows the setting.
-SET hnsw.ef_search = 80;
+SET hnsw.ef_search = 120;
 EXPLAIN SELECT id FROM items ORDER BY embedding <=> '[1, 0, 0]' LIMIT 5;
 RESET hnsw.ef_search;
 

@@ -96,7 +96,7 @@ def test_demo_near_duplicates_are_close(demo_run, base):
 def test_demo_explain_shows_index(demo_run):
     _, results, _ = demo_run
     assert results.plan[0] == (
-        "HNSW Index Scan using packages_hnsw on packages (cosine, ef_search=64, k=10)"
+        "HNSW Index Scan using packages_hnsw on packages (cosine, ef_search=80, k=10)"
     )
     assert results.plan[1].startswith("Filter: ")
 

@@ -86,7 +86,7 @@ def test_index_only_matches_duckdb(con, sql):
 def test_limit_and_offset_parameters(con):
     q = rows(12)[1]
     sql = "SELECT id, embedding <=> ? AS distance FROM docs ORDER BY distance LIMIT ? OFFSET ?"
-    assert plan_line(con, sql, [q, 4, 2]) == "HNSW Index Only Scan using docs_cos on docs (cosine, ef_search=64, k=$2 + $3)"
+    assert plan_line(con, sql, [q, 4, 2]) == "HNSW Index Only Scan using docs_cos on docs (cosine, ef_search=80, k=$2 + $3)"
     for limit, offset in [(4, 2), (None, 650), (0, 0)]:
         got, _, want, _ = both(con, sql, [q, limit, offset])
         assert [r[0] for r in got] == [r[0] for r in want]

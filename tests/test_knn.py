@@ -283,7 +283,7 @@ def test_unqualified_scalar_subquery_uses_index(con):
 def test_explain_after_comment(con):
     con.execute("CREATE INDEX docs_l2 ON docs USING hnsw (embedding vector_l2_ops)")
     rows = con.execute("-- a comment\nEXPLAIN SELECT id FROM docs ORDER BY embedding <-> ? LIMIT 3", [[0.0] * DIM]).fetchall()
-    assert rows[0] == ("vsql_plan", "HNSW Index Scan using docs_l2 on docs (l2, ef_search=64, k=3)")
+    assert rows[0] == ("vsql_plan", "HNSW Index Scan using docs_l2 on docs (l2, ef_search=80, k=3)")
 
 
 def test_create_or_replace_table_drops_index(con):
@@ -352,7 +352,7 @@ def test_limit_and_offset_parameters(con, limit, offset):
     sql = "SELECT id, embedding <-> ? AS d FROM docs WHERE year >= ? ORDER BY d LIMIT ? OFFSET ?"
     params = [q, 2005, limit, offset]
     plan = [row[1] for row in con.execute("EXPLAIN " + sql, params).fetchall() if row[0] == "vsql_plan"]
-    assert plan[0] == "HNSW Index Scan using docs_l2 on docs (l2, ef_search=64, k=$3 + $4)"
+    assert plan[0] == "HNSW Index Scan using docs_l2 on docs (l2, ef_search=80, k=$3 + $4)"
     with_index, exact = exact_and_indexed(con, sql, params)
     matching = sum(1 for i in range(N) if 2000 + i % 25 >= 2005)
     rows_after_offset = matching - (offset and int(offset) or 0)

@@ -238,7 +238,7 @@ def test_04_indexes_and_settings():
         ("points_l2", "hnsw", "l2", "ef_construction=64, m=16", 200),
     ]
     ef_search_values = [rows[0]["hnsw.ef_search"] for rows in run.with_columns("hnsw.ef_search")]
-    assert ef_search_values == ["64", "100", "64", "200", "64"]
+    assert ef_search_values == ["80", "100", "80", "200", "80"]
     assert run.one("ivfflat.probes") == [{"ivfflat.probes": "2"}]
     assert run.one("indexes_left") == [{"indexes_left": 5}]
 
@@ -361,18 +361,18 @@ def test_09_explain():
     plans = run.plans()
     assert len(plans) == 8
     index_scan = "HNSW Index Scan using items_cosine on items (cosine, ef_search={}, k=5)"
-    assert plans[0] == [index_scan.format(64)]
-    assert plans[1][0] == index_scan.format(64)
+    assert plans[0] == [index_scan.format(80)]
+    assert plans[1][0] == index_scan.format(80)
     # 25 of the 100 rows have id % 4 = 0.
     assert plans[1][1].startswith("Filter: 25 of 100 rows match (25.0%): exact scan")
-    assert plans[2] == [index_scan.format(80)]
+    assert plans[2] == [index_scan.format(120)]
     for plan, reason in zip(plans[3:6], ["l2", "DESC", "vsql.enable_index_scan is off"],
                             strict=True):
         assert len(plan) == 1
         assert plan[0].startswith("Exact scan: ")
         assert reason in plan[0]
-    assert plans[6] == [index_scan.format(64)]
-    assert plans[7] == ["HNSW Index Only Scan using items_covering on items (cosine, ef_search=64, k=5)"]
+    assert plans[6] == [index_scan.format(80)]
+    assert plans[7] == ["HNSW Index Only Scan using items_covering on items (cosine, ef_search=80, k=5)"]
     i = np.arange(100)
     x = np.stack([np.cos(i / 7), np.sin(i / 7), (i % 10) / 10], axis=1).astype(np.float32).astype(np.float64)
     distance = 1 - x[:, 0] / np.linalg.norm(x, axis=1)
