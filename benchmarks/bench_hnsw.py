@@ -28,7 +28,7 @@ from udfs.hnsw import HnswIndex, warm_up
 from udfs.metrics import prepare_rows
 
 DEFAULT_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "datasets" / "pypi-minilm"
-EF_VALUES = (10, 16, 24, 32, 40, 48, 64, 100, 128)
+EF_VALUES = (10, 16, 24, 32, 40, 48, 64, 80, 100, 128)
 M = 16
 EF_CONSTRUCTION = 64
 PARAMS = f"m={M}, ef_construction={EF_CONSTRUCTION}"
