@@ -88,9 +88,9 @@ def bench_first_query(data: Dataset, runs: int = 5) -> Table:
     median = statistics.median(t["first"] for t in measured)
     table.notes.append(f"median first query: {median:.3f} s over {runs} processes (target: under 0.5 s)")
     table.notes.append(
-        "the first query starts loading the stored index on a second DuckDB connection (graph, "
+        "the first query starts loading the stored index on a second DuckDB connection: the graph, "
         "then one scan of the table's vectors that checks the index is current and supplies its "
-        "rows) and runs as DuckDB's exact scan meanwhile, as do queries until the load ends; "
-        "index ready after: from the first query until an EXPLAIN, which waits for the load, returns"
+        "rows. Until the load ends, queries run as DuckDB's exact scan"
     )
+    table.notes.append("index ready after: from the first query until an EXPLAIN, which waits for the load, returns")
     return table
