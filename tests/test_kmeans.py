@@ -134,3 +134,17 @@ def test_assign_picks_first_of_tied_centroids(k, dim):
     scores = (centroids.astype(np.float64) ** 2).sum(axis=1)[None, :] - 2.0 * x.astype(np.float64) @ centroids.T
     assert labels.tolist() == np.argmin(scores, axis=1).tolist()
     np.testing.assert_allclose(proxies, scores.min(axis=1) + (x.astype(np.float64) ** 2).sum(axis=1), atol=1e-3)
+
+
+def test_vsql_kmeans_is_the_index_kmeans():
+    import vsql
+
+    rng = np.random.default_rng(4)
+    x = np.concatenate([rng.normal(loc, 0.1, size=(50, 3)) for loc in (-5.0, 0.0, 5.0)]).astype(np.float32)
+    centroids, assignment = vsql.kmeans(x, 3, seed=2)
+    want_centroids, want_assignment = kmeans(x, 3, seed=2)
+    np.testing.assert_array_equal(centroids, want_centroids)
+    np.testing.assert_array_equal(assignment, want_assignment)
+    # Three well separated groups: each group gets one centroid of its own.
+    assert sorted(set(assignment[:50])) != sorted(set(assignment[50:100]))
+    assert len(set(assignment[:50].tolist())) == len(set(assignment[100:].tolist())) == 1

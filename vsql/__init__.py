@@ -34,6 +34,7 @@ __all__ = [
     "Warning",
     "apilevel",
     "connect",
+    "kmeans",
     "paramstyle",
     "threadsafety",
 ]
@@ -44,3 +45,14 @@ def connect(database: str = ":memory:", read_only: bool = False, config: dict | 
     from vsql.connection import Connection
 
     return Connection(database, read_only=read_only, config=config)
+
+
+def kmeans(x, k: int, *, metric: str = "l2", n_iter: int = 20, seed: int = 0, sample_size: int | None = None):
+    """Cluster the rows of ``x`` into ``k`` groups with the k-means that trains IVF indexes.
+
+    Returns ``(centroids, assignment)``: float32[k, d] and the int64 centroid number of each
+    row. ``metric`` ``ip`` or ``cosine`` runs spherical k-means. See ``udfs.kmeans.kmeans``.
+    """
+    from udfs.kmeans import kmeans as train
+
+    return train(x, k, metric=metric, n_iter=n_iter, seed=seed, sample_size=sample_size)
