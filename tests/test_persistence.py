@@ -188,3 +188,22 @@ def test_no_background_load_in_a_transaction(stored, background):
         assert 3 not in top_ids(con, x[3].tolist())
         con.execute("ROLLBACK")
         assert top_ids(con, x[3].tolist())[0] == 3
+
+
+def test_no_background_load_after_use(stored, background, tmp_path):
+    x = vectors()
+    other = str(tmp_path / "other.duckdb")
+    with vsql.connect(other) as con:
+        con.execute(f"CREATE TABLE docs (id INTEGER, embedding FLOAT[{DIM}])")
+    with vsql.connect(stored) as con:
+        con.execute(f"ATTACH '{other}' AS other")
+        con.execute("USE other")
+        con.execute("USE stored")
+        assert con.indexes.get("docs_cos").loading()  # back in the default database
+    with vsql.connect(stored) as con:
+        con.execute(f"ATTACH '{other}' AS other")
+        con.execute("USE other.main")
+        assert not con.indexes.get("docs_cos").loading()
+        assert con.execute("SELECT count(*) FROM docs").fetchall() == [(0,)]
+    with vsql.connect(stored) as con:
+        assert top_ids(con, x[5].tolist()) == exact_ids(con, x[5].tolist())

@@ -446,6 +446,11 @@ class ManagedIndex:
             if self.connection.in_transaction or self._estimated_rows() < BACKGROUND_LOAD_ROWS:
                 return False
             cursor = self.connection.duckdb.cursor()
+            # A new connection starts in the default database; after USE, names would resolve elsewhere.
+            current = "SELECT current_database(), current_schema()"
+            if cursor.execute(current).fetchall() != self.connection.send(current).fetchall():
+                cursor.close()
+                return False
             self._loader = self.connection.indexes.loader_pool().submit(self._load_in_background, cursor)
         return not self._loader.done()
 
