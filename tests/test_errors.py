@@ -107,7 +107,7 @@ def test_index_option_out_of_range(con):
 def test_setting_out_of_range(con):
     with pytest.raises(vsql.ProgrammingError, match=r'0 is outside the valid range for parameter "hnsw.ef_search" \(1 .. 1000\)'):
         con.execute("SET hnsw.ef_search = 0")
-    assert con.execute("SHOW hnsw.ef_search").fetchone() == ("64",)
+    assert con.execute("SHOW hnsw.ef_search").fetchone() == ("80",)
 
 
 def test_unknown_setting(con):
@@ -125,7 +125,7 @@ def test_set_local_lasts_for_transaction(con):
     con.execute("SET LOCAL hnsw.ef_search = 200")
     assert con.execute("SHOW hnsw.ef_search").fetchone() == ("200",)
     con.execute("COMMIT")
-    assert con.execute("SHOW hnsw.ef_search").fetchone() == ("64",)
+    assert con.execute("SHOW hnsw.ef_search").fetchone() == ("80",)
 
 
 def test_reset_all(con):

@@ -174,3 +174,18 @@ def test_include_of_a_missing_column(con):
     with pytest.raises(vsql.ProgrammingError, match='column "missing" does not exist in table "docs"'):
         con.execute("CREATE INDEX bad ON docs USING hnsw (embedding vector_l2_ops) INCLUDE (missing)")
     assert con.indexes.get("bad") is None
+
+
+def test_explain_shows_what_duckdb_runs(con):
+    q = rows(12)[5]
+    plain = con.execute("EXPLAIN SELECT id, embedding <=> ? AS d FROM docs ORDER BY d LIMIT 3", [q]).fetchall()
+    assert [row[0] for row in plain] == ["vsql_plan", "vsql_plan"]
+    assert plain[1][1] == "DuckDB runs no statement: vsql builds the rows from the index"
+    filtered = con.execute(
+        "EXPLAIN SELECT id, embedding <=> ? AS d FROM docs WHERE score > ? ORDER BY d LIMIT 3", [q, 50]
+    ).fetchall()
+    lines = [row[1] for row in filtered if row[0] == "vsql_plan"]
+    assert lines[-1] == "DuckDB runs only the filter, planned below; vsql builds the rows from the index"
+    duckdb_plan = "\n".join(row[1] for row in filtered if row[0] != "vsql_plan")
+    assert "score" in duckdb_plan
+    assert "__vsql" not in duckdb_plan  # the filter alone, not the statement that joins the rows back

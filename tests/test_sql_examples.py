@@ -372,7 +372,10 @@ def test_09_explain():
         assert plan[0].startswith("Exact scan: ")
         assert reason in plan[0]
     assert plans[6] == [index_scan.format(80)]
-    assert plans[7] == ["HNSW Index Only Scan using items_covering on items (cosine, ef_search=80, k=5)"]
+    assert plans[7] == [
+        "HNSW Index Only Scan using items_covering on items (cosine, ef_search=80, k=5)",
+        "DuckDB runs no statement: vsql builds the rows from the index",
+    ]
     i = np.arange(100)
     x = np.stack([np.cos(i / 7), np.sin(i / 7), (i % 10) / 10], axis=1).astype(np.float32).astype(np.float64)
     distance = 1 - x[:, 0] / np.linalg.norm(x, axis=1)

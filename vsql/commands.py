@@ -223,7 +223,8 @@ def with_index_listing(sql: str):
 
 
 def explain_plan(inner: Plan, analyze: bool) -> Plan:
-    """EXPLAIN: vsql's plan lines, then DuckDB's plan of the statement it runs."""
+    """EXPLAIN: vsql's plan lines, then DuckDB's plan of the statement it runs (for an index-only
+    scan, of its filter alone, or nothing)."""
     from planner.pipeline import Plan
 
     def run(connection: Connection, parameters: Any):
@@ -232,12 +233,24 @@ def explain_plan(inner: Plan, analyze: bool) -> Plan:
             # Rows without a vector exist: the statement runs in DuckDB (see IndexOnly).
             lines = [line.replace(" Index Only Scan ", " Index Scan ") for line in lines]
         lines += [connection.indexes.describe_filter(match, parameters) for match in inner.matches]
+        index_only = inner.index_only is not None and inner.index_only.usable()
+        if index_only:
+            filter_sql = inner.index_only.prefetch.filter_sql
+            lines.append(
+                "DuckDB runs no statement: vsql builds the rows from the index"
+                if filter_sql is None
+                else "DuckDB runs only the filter, planned below; vsql builds the rows from the index"
+            )
         keys = ["vsql_plan"] * len([line for line in lines if line])
         values = [line for line in lines if line]
-        if inner.sql is not None:
+        statement = None
+        if index_only and filter_sql is not None:
+            statement = (filter_sql.sql, filter_sql.bind(parameters))
+        elif not index_only and inner.sql is not None:
+            statement = connection.bind_plan(inner, parameters)
+        if statement is not None:
             keyword = "EXPLAIN ANALYZE " if analyze else "EXPLAIN "
-            sql, bound = connection.bind_plan(inner, parameters)
-            rows = connection.send(keyword + sql, bound).fetchall()
+            rows = connection.send(keyword + statement[0], statement[1]).fetchall()
             keys += [row[0] for row in rows]
             values += [row[1] for row in rows]
         return _result({"explain_key": pa.array(keys, pa.string()), "explain_value": pa.array(values, pa.string())})

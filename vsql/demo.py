@@ -12,7 +12,6 @@ plain DuckDB CLI.
 from __future__ import annotations
 
 import argparse
-import pickle
 import shutil
 import sys
 import time
@@ -164,30 +163,11 @@ def load_table(con, dataset_dir: Path, printer: Printer) -> int:
     return rows
 
 
-def kernels_cached() -> bool:
-    """Return True when numba's cache holds compiled HNSW build and search kernels.
-
-    NOTE: this reads numba's private cache index (checked with numba 0.68). When that layout
-    changes it returns False, so the demo only prints the compile notice without need.
-    """
-    from udfs import hnsw_build, hnsw_search
-
-    try:
-        return all(
-            kernel._cache._cache_file._load_index()
-            for kernel in (hnsw_build.insert_wave, hnsw_search.search_query)
-        )
-    except (AttributeError, OSError, EOFError, pickle.UnpicklingError):
-        return False
-
-
 def ensure_index(con, printer: Printer) -> None:
     """Create the HNSW index on ``packages.embedding`` unless the file already has it."""
     if con.indexes.get(INDEX) is not None:
         printer.line(f"Reusing index {INDEX} stored in the database file.")
         return
-    if not kernels_cached():
-        printer.line("Compiling search kernels (first run only)...")
     sql = f"CREATE INDEX {INDEX} ON {TABLE} USING hnsw (embedding vector_cosine_ops)"
     printer.line(sql)
     started = time.perf_counter()
