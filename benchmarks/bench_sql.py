@@ -100,8 +100,8 @@ def bench_round_trip(
 ) -> tuple[Table, list[Measurement]]:
     """Time the kNN statement through vsql at each ef_search, and with the index disabled.
 
-    The index includes ``id``, so the statement (ids and distances) is an index-only scan; the
-    same statement with ``name`` added needs DuckDB to fetch the rows and shows that path.
+    The index includes ``id``, so the statement (ids and distances) is an index-only scan. The
+    same statement with ``name`` added needs DuckDB to fetch the rows, so it times that path.
     """
     build_s = create_index(
         con, f"CREATE INDEX {HNSW_INDEX} ON packages USING hnsw (embedding vector_cosine_ops) INCLUDE (id)"

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from vsql.index_manager import IndexManager, ManagedIndex
 
 UDF_NAME = "vsql_index_search"
-DISABLED = "vsql.enable_index_scan is off"  # the reason match_knn gives when told not to match
+DISABLED = "vsql.enable_index_scan is off"  # the reason match_knn returns when index use is off
 KNN_ALIAS = "__vsql_knn"
 
 # Index metric serving each distance function. inner_product is a similarity, so its nearest

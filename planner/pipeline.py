@@ -136,9 +136,9 @@ class IndexOnly:
     """A kNN SELECT whose result comes from the index's INCLUDE columns (see ``knn.covering_outputs``).
 
     Plain DuckDB needs about 1 ms to fetch 10 rows by rowid from a 100,000-row table, four times
-    the HNSW search itself, so a query that needs no other column skips that statement: DuckDB
-    only evaluates the WHERE clause, if there is one. The plan keeps the ordinary statement for
-    when the index cannot answer (``covering_ready`` and ``covering_search`` say when).
+    the HNSW search itself. A query that needs no other column skips that statement, and DuckDB
+    evaluates only the WHERE clause, if there is one. The plan keeps the ordinary statement for
+    the cases that ``covering_ready`` and ``covering_search`` send back to DuckDB.
     """
 
     prefetch: Prefetch
@@ -180,8 +180,8 @@ class IndexOnly:
         included = index.included
 
         def arrow() -> pa.Table:
-            taken = included.select([index._include_position(c) for c in columns]).take(pa.array(nodes, pa.int64()))
-            arrays = [*taken.columns, pa.array(distances, pa.float64())]
+            selected = included.select([index._include_position(c) for c in columns]).take(pa.array(nodes, pa.int64()))
+            arrays = [*selected.columns, pa.array(distances, pa.float64())]
             return pa.table([arrays[i] for i in order], names=names)
 
         return description, rows, arrow
@@ -257,29 +257,24 @@ class Planner:
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
         self._cache: dict[tuple, Plan] = {}
-        self._exact_because: str | None = None
 
     def plan(self, text: str, exact_because: str | None = None) -> Plan:
         """Plan a statement; ``exact_because`` plans kNN queries as exact scans, giving the reason."""
         key = (text, self.connection.indexes.version, self.connection.settings.version, exact_because)
         plan = self._cache.get(key)
         if plan is None:
-            self._exact_because = exact_because
-            try:
-                plan = self._plan(text)
-            finally:
-                self._exact_because = None
+            plan = self._plan(text, exact_because)
             if len(self._cache) >= CACHE_SIZE:
                 self._cache.clear()
             self._cache[key] = plan
         return plan
 
-    def _plan(self, text: str) -> Plan:
+    def _plan(self, text: str, exact_because: str | None = None) -> Plan:
         from vsql import commands
 
         explain = EXPLAIN_PREFIX.match(text)
         if explain:
-            inner = self._plan(text[explain.end() :])
+            inner = self._plan(text[explain.end() :], exact_because)
             return commands.explain_plan(inner, analyze=bool(explain.group(1)))
         try:
             trees = parse(number_placeholders(text))
@@ -310,7 +305,7 @@ class Planner:
             plan.sql = text
             return plan
         validate_vector_literals(tree)
-        changed = self._rewrite_knn(tree, plan)
+        changed = self._rewrite_knn(tree, plan, exact_because)
         if plan.prefetch:
             plan.main = compile_sql(tree)
             plan.sql = plan.main.sql
@@ -381,16 +376,16 @@ class Planner:
             return Plan(command=commands.create_extension)
         return None
 
-    def _rewrite_knn(self, tree: exp.Expression, plan: Plan) -> bool:
+    def _rewrite_knn(self, tree: exp.Expression, plan: Plan, exact_because: str | None) -> bool:
         manager = self.connection.indexes
-        enabled = bool(self.connection.settings.get("vsql.enable_index_scan")) and self._exact_because is None
+        enabled = bool(self.connection.settings.get("vsql.enable_index_scan")) and exact_because is None
         matches = []
         for select in list(tree.find_all(exp.Select)):
             found = knn.match_knn(select, manager, enabled)
             if found is None:
                 continue
-            if isinstance(found, str) and self._exact_because is not None and found == knn.DISABLED:
-                found = self._exact_because
+            if exact_because is not None and found == knn.DISABLED:
+                found = exact_because
             if isinstance(found, str):
                 plan.notes.append(f"Exact scan: {found}")
                 log.info("kNN query runs as an exact scan: %s", found)

@@ -481,7 +481,7 @@ class HnswIndex:
         """Reopen an index from ``to_arrays`` output and its prepared rows ``xb``, in id order.
 
         With ``copy=False`` the index takes ``xb`` over instead of copying it (150 MB for 100k
-        rows of 384 dimensions); the caller must not change it afterwards.
+        rows of 384 dimensions), so the caller must not change it afterwards.
         """
         params = dict(zip(_PARAM_NAMES, (int(v) for v in arrays["params"]), strict=True))
         if params["format_version"] != FORMAT_VERSION:

@@ -844,10 +844,10 @@ class IndexManager:
             columns.append(d.column_name)
             methods.append(d.method)
             metrics_.append(d.metric)
-            shown = [f"{k}={v}" for k, v in sorted(d.options.items())]
+            settings = [f"{k}={v}" for k, v in sorted(d.options.items())]
             if d.include:
-                shown.append(f"include=({', '.join(d.include)})")
-            options.append(", ".join(shown))
+                settings.append(f"include=({', '.join(d.include)})")
+            options.append(", ".join(settings))
             rows.append(index.n_live)
             memory.append(index.memory_bytes())
         listing = pa.table(
